@@ -1,0 +1,34 @@
+# One-command entry points. `make demo` runs the product end to end on this machine;
+# `make test` runs the whole test suite (CI calls it from .ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv controlplane test test-unit lint demo crds clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+controlplane:
+	hack/controlplane/build.sh
+
+lint: venv
+	$(VENV)/bin/ruff check operator node-agent tests benchmarks
+	$(VENV)/bin/ruff format --check operator node-agent tests benchmarks
+	$(VENV)/bin/mypy
+
+test-unit: venv
+	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm'
+
+test: venv controlplane lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

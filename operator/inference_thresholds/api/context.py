@@ -1,0 +1,72 @@
+"""Deployment context: where and how strictly the model is served."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from .base import WireModel
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    EDGE = "edge"
+
+
+class Priority(StrEnum):
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+    MEMORY = "memory"
+    BALANCED = "balanced"
+
+
+class Strictness(StrEnum):
+    LENIENT = "lenient"
+    STANDARD = "standard"
+    STRICT = "strict"
+
+
+class DeviceKind(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    GPU = "gpu"
+    ACCELERATOR = "accelerator"
+
+
+class Workload(WireModel):
+    prompt_tokens: int = Field(512, ge=1, le=10_000_000, description="Prompt tokens per request.")
+    output_tokens: int = Field(128, ge=1, le=10_000_000, description="Generated tokens per request.")
+    concurrency: int = Field(1, ge=1, le=100_000, description="Concurrent sequences.")
+
+
+class Constraints(WireModel):
+    cpu_cores: float | None = Field(None, gt=0, description="CPU cores the pod may use (limit).")
+    memory_mib: int | None = Field(None, ge=1, description="Memory the pod may use (limit), MiB.")
+
+
+class Overrides(WireModel):
+    """Explicit thresholds: they win over everything and are recorded as overrides."""
+
+    min_tokens_per_second: float | None = Field(None, gt=0, description="Minimum decode tokens/s.")
+    max_time_to_first_token_ms: float | None = Field(
+        None, gt=0, description="Maximum time to first token, ms."
+    )
+    max_latency_ms: float | None = Field(None, gt=0, description="Maximum request latency, ms.")
+    max_memory_usage_mb: float | None = Field(None, gt=0, description="Maximum memory, MiB.")
+    min_speedup_factor: float | None = Field(
+        None, gt=0, description="Minimum speedup over the FP16 llama.cpp baseline."
+    )
+
+
+class DeploymentContext(WireModel):
+    environment: Environment = Field(Environment.PRODUCTION, description="Deployment stage.")
+    priority: Priority = Field(Priority.BALANCED, description="What matters most.")
+    strictness: Strictness = Field(Strictness.STANDARD, description="How tight thresholds are.")
+    device: DeviceKind = Field(DeviceKind.AUTO, description="Which device serves the model.")
+    workload: Workload = Field(default_factory=Workload, description="Request shape.")
+    constraints: Constraints = Field(default_factory=Constraints, description="Pod limits.")
+    overrides: Overrides = Field(default_factory=Overrides, description="Explicit thresholds.")

@@ -1,0 +1,54 @@
+"""What model a deployment serves: a catalog preset and/or explicit architecture."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from .base import WireModel
+
+
+class Runtime(StrEnum):
+    BITNET_CPP = "bitnet.cpp"
+    LLAMA_CPP = "llama.cpp"
+    VLLM = "vllm"
+    TENSORRT_LLM = "tensorrt-llm"
+    GPT_FAST = "gpt-fast"
+    OTHER = "other"
+
+
+class ModelSpec(WireModel):
+    """Explicit fields win over the preset's values."""
+
+    preset: str | None = Field(
+        None, description="Catalog preset, e.g. bitnet-b1.58-2b-4t, llama-3.1-8b, qwen2.5-7b."
+    )
+    name: str | None = Field(None, description="Display name.")
+    parameters_billion: float | None = Field(
+        None, gt=0, le=10000, description="Total parameters, in billions."
+    )
+    active_parameters_billion: float | None = Field(
+        None, gt=0, le=10000, description="Parameters used per token (MoE), in billions."
+    )
+    layers: int | None = Field(None, ge=1, description="Transformer layers.")
+    kv_heads: int | None = Field(None, ge=1, description="Key/value heads (GQA).")
+    head_dim: int | None = Field(None, ge=1, description="Dimension of one attention head.")
+    hidden_size: int | None = Field(None, ge=1, description="Model (embedding) dimension.")
+    vocab_size: int | None = Field(None, ge=1, description="Vocabulary size.")
+    context_length: int | None = Field(None, ge=1, description="Maximum context length, tokens.")
+    weight_bits: float | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Bits per weight of the transformer body: 1.58-bit ternary kernels store "
+        "2 (I2_S, TL1) or ~1.67 (TL2); Q4_0 4.5; Q8_0 8.5; FP16/BF16 16.",
+    )
+    embedding_bits: float | None = Field(
+        None, ge=1, le=32, description="Bits per weight of the embedding and output head."
+    )
+    tied_embeddings: bool | None = Field(
+        None, description="Whether the output head shares the embedding matrix."
+    )
+    kv_cache_bits: float | None = Field(None, ge=1, le=32, description="Bits per KV-cache element.")
+    runtime: Runtime | None = Field(None, description="Inference runtime serving the model.")

@@ -1,0 +1,56 @@
+"""The ``inference-thresholds`` command: one entry point, subcommands by concern.
+
+Each subcommand module exposes ``register(subparsers)`` and must not import kopf or
+the kubernetes client at module level, so ``compute``/``check`` work in slim pods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+# Module names under inference_thresholds.cli, in help order.
+SUBCOMMAND_MODULES = ("engine_cmds", "agent_cmds", "operator_cmds", "client_cmds", "devcluster_cmds")
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inference-thresholds",
+        description="Hardware-, model- and context-aware thresholds for LLM inference.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # not built yet in this checkout
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
