@@ -1,0 +1,59 @@
+"""The document the operator writes into each generated ConfigMap and pods read back.
+
+Shared by the operator (writer) and the pod-side client (reader), so it lives with
+the API types and imports nothing beyond pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import WireModel
+from .result import Complexity, Expected, Thresholds
+
+DOCUMENT_KEY = "thresholds.json"
+"""ConfigMap key holding the JSON document."""
+
+DEFAULT_ENV_PREFIX = "BITNET_"
+"""The seed's variable prefix, so existing validation code keeps working."""
+
+# Env-style key suffixes; with the default prefix they are the legacy BITNET_* names.
+ENV_KEYS: dict[str, str] = {
+    "min_tokens_per_second": "MIN_TOKENS_PER_SECOND",
+    "max_latency_ms": "MAX_LATENCY_MS",
+    "max_memory_usage_mb": "MAX_MEMORY_MB",
+    "min_speedup_factor": "MIN_SPEEDUP_FACTOR",
+    "max_time_to_first_token_ms": "MAX_TIME_TO_FIRST_TOKEN_MS",
+}
+
+
+class ClassEntry(WireModel):
+    """Thresholds for one hardware class (nodes with identical relevant hardware)."""
+
+    hardware_summary: str = Field(description="Short human summary, e.g. '1x NVIDIA A100 80GB'.")
+    node_count: int = Field(ge=0)
+    feasible: bool
+    reason: str | None = None
+    complexity: Complexity | None = None
+    expected: Expected = Field(default_factory=Expected)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    decisions: list[str] = Field(
+        default_factory=list, description="Decision log, one readable line per step."
+    )
+
+
+class ThresholdsDocument(WireModel):
+    api_version: Literal["thresholds.inference.dev/v1alpha1"] = "thresholds.inference.dev/v1alpha1"
+    kind: Literal["ThresholdsDocument"] = "ThresholdsDocument"
+    owner: str = Field(description="Name of the InferenceThresholds object.")
+    namespace: str
+    generation: int = Field(ge=0, description="metadata.generation the document was computed for.")
+    content_hash: str = Field(description="sha256 of the document without this field.")
+    effective_class: str | None = Field(
+        None, description="Class whose thresholds are the effective ones (the slowest)."
+    )
+    effective: Thresholds = Field(default_factory=Thresholds)
+    classes: dict[str, ClassEntry] = Field(default_factory=dict)
+    nodes: dict[str, str] = Field(default_factory=dict, description="Node name -> class name.")
