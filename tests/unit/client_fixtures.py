@@ -1,0 +1,94 @@
+"""Helpers for the client tests: thresholds documents laid out like a mounted ConfigMap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from inference_thresholds.api.result import Thresholds
+from inference_thresholds.api.thresholds_document import (
+    DEFAULT_ENV_PREFIX,
+    DOCUMENT_KEY,
+    ENV_KEYS,
+    ClassEntry,
+    ThresholdsDocument,
+)
+
+SMALL = Thresholds(
+    min_tokens_per_second=5.2,
+    max_time_to_first_token_ms=2500,
+    max_latency_ms=30000,
+    max_memory_usage_mb=2048,
+)
+BIG = Thresholds(
+    min_tokens_per_second=21.0,
+    max_time_to_first_token_ms=600,
+    max_latency_ms=8000,
+    max_memory_usage_mb=2048,
+    min_speedup_factor=2.0,
+)
+
+
+def two_class_document() -> ThresholdsDocument:
+    return ThresholdsDocument(
+        owner="bitnet-edge",
+        namespace="default",
+        generation=3,
+        content_hash="sha256:test",
+        effective_class="cpu-small",
+        effective=SMALL,
+        classes={
+            "cpu-small": ClassEntry(
+                hardware_summary="4 cores AVX2", node_count=1, feasible=True, thresholds=SMALL
+            ),
+            "cpu-big": ClassEntry(
+                hardware_summary="32 cores AVX-512", node_count=2, feasible=True, thresholds=BIG
+            ),
+            "tiny": ClassEntry(
+                hardware_summary="1 core, 1 GiB",
+                node_count=1,
+                feasible=False,
+                reason="needs 1.3 GiB, node has 1.0 GiB",
+            ),
+        },
+        nodes={
+            "n-small": "cpu-small",
+            "n-big-1": "cpu-big",
+            "n-big-2": "cpu-big",
+            "n-tiny": "tiny",
+            "n-orphan": "gone",
+        },
+    )
+
+
+def env_keys(doc: ThresholdsDocument, prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
+    """The env-style keys a ConfigMap carries: the effective values, rounded like the operator."""
+    out = {}
+    for field, suffix in ENV_KEYS.items():
+        value = getattr(doc.effective, field)
+        if value is not None:
+            out[prefix + suffix] = f"{value:.4g}"
+    return out
+
+
+def write_configmap_volume(
+    directory: Path, doc: ThresholdsDocument | str, *, with_env_keys: bool = True
+) -> Path:
+    """Lay out files as the kubelet does: a timestamped dir, ``..data`` link, key links."""
+    data = directory / "..2026_01_01_00_00_00.000000001"
+    data.mkdir(parents=True)
+    keys: dict[str, str] = {}
+    if isinstance(doc, ThresholdsDocument):
+        import json
+
+        keys[DOCUMENT_KEY] = json.dumps(doc.wire())
+        if with_env_keys:
+            keys.update(env_keys(doc))
+    else:
+        keys[DOCUMENT_KEY] = doc
+    for key, text in keys.items():
+        (data / key).write_text(text, encoding="utf-8")
+    os.symlink(data.name, directory / "..data")
+    for key in keys:
+        os.symlink(f"..data/{key}", directory / key)
+    return directory

@@ -1,0 +1,163 @@
+"""load_thresholds(): mounted document + env, node-aware, with provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from client_fixtures import BIG, SMALL, two_class_document, write_configmap_volume
+from inference_thresholds.client import (
+    DEFAULT_PATH,
+    ThresholdsError,
+    ThresholdsNotFoundError,
+    load_thresholds,
+)
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Path:
+    return write_configmap_volume(tmp_path / "mnt", two_class_document())
+
+
+def test_node_in_map_gets_its_class(mounted: Path) -> None:
+    loaded = load_thresholds(mounted, env={"NODE_NAME": "n-big-2"})
+    assert loaded.selection == "node-class"
+    assert loaded.class_name == "cpu-big"
+    assert loaded.thresholds == BIG
+    assert loaded.sources["min_tokens_per_second"].kind == "class"
+    assert "n-big-2" in loaded.selection_reason and "cpu-big" in loaded.selection_reason
+
+
+def test_node_argument_wins_over_env(mounted: Path) -> None:
+    loaded = load_thresholds(mounted, node_name="n-small", env={"NODE_NAME": "n-big-1"})
+    assert loaded.class_name == "cpu-small"
+    assert loaded.thresholds == SMALL
+
+
+@pytest.mark.parametrize(
+    ("env", "why"),
+    [
+        ({}, "NODE_NAME not set"),
+        ({"NODE_NAME": "somewhere-else"}, "not in the document's node map"),
+        ({"NODE_NAME": "n-orphan"}, "does not define"),
+    ],
+)
+def test_falls_back_to_effective_and_says_why(mounted: Path, env: dict[str, str], why: str) -> None:
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.selection == "effective"
+    assert loaded.thresholds == SMALL
+    assert why in loaded.selection_reason
+    assert "cpu-small" in loaded.selection_reason  # names the effective class
+    assert loaded.sources["max_latency_ms"].kind == "effective"
+
+
+def test_path_from_env_variable_and_direct_file(mounted: Path) -> None:
+    via_env = load_thresholds(env={"INFERENCE_THRESHOLDS_PATH": str(mounted)})
+    assert via_env.document_path == str(mounted / "thresholds.json")
+    direct = load_thresholds(mounted / "thresholds.json", env={"NODE_NAME": "n-big-1"})
+    assert direct.class_name == "cpu-big"
+
+
+def test_default_path_is_documented_location() -> None:
+    assert DEFAULT_PATH == "/etc/inference-thresholds"
+    with pytest.raises(ThresholdsNotFoundError, match="/etc/inference-thresholds"):
+        load_thresholds(env={})
+
+
+def test_explicit_env_override_wins_and_is_recorded(mounted: Path) -> None:
+    env = {"NODE_NAME": "n-big-1", "BITNET_MIN_TOKENS_PER_SECOND": "30"}
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.thresholds.min_tokens_per_second == 30.0
+    assert loaded.sources["min_tokens_per_second"].kind == "env"
+    assert "BITNET_MIN_TOKENS_PER_SECOND" in loaded.sources["min_tokens_per_second"].detail
+    # the rest still comes from the node's class
+    assert loaded.thresholds.max_latency_ms == BIG.max_latency_ms
+
+
+def test_envfrom_values_do_not_erase_the_node_class(mounted: Path) -> None:
+    """envFrom injects the effective (slowest) values; the node's class must still win."""
+    env = {"NODE_NAME": "n-big-1"}
+    for key in ("BITNET_MIN_TOKENS_PER_SECOND", "BITNET_MAX_LATENCY_MS", "BITNET_MAX_MEMORY_MB"):
+        env[key] = (mounted / key).read_text()
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.thresholds == BIG
+    assert all(s.kind == "class" for s in loaded.sources.values())
+    assert any("envFrom" in note for note in loaded.notes)
+
+
+def test_envfrom_recognised_without_key_files(tmp_path: Path) -> None:
+    mnt = write_configmap_volume(tmp_path / "m", two_class_document(), with_env_keys=False)
+    env = {"NODE_NAME": "n-big-1", "BITNET_MIN_TOKENS_PER_SECOND": "5.2"}
+    assert load_thresholds(mnt, env=env).thresholds.min_tokens_per_second == 21.0
+
+
+def test_custom_prefix(mounted: Path) -> None:
+    env = {
+        "INFERENCE_THRESHOLDS_ENV_PREFIX": "LLM_",
+        "LLM_MAX_LATENCY_MS": "1234",
+        "BITNET_MAX_LATENCY_MS": "99",
+    }
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.env_prefix == "LLM_"
+    assert loaded.thresholds.max_latency_ms == 1234.0
+    assert load_thresholds(mounted, env=env, env_prefix="BITNET_").thresholds.max_latency_ms == 99
+
+
+def test_apply_env_false_ignores_variables(mounted: Path) -> None:
+    env = {"BITNET_MIN_TOKENS_PER_SECOND": "abc"}
+    assert load_thresholds(mounted, env=env, apply_env=False).thresholds == SMALL
+
+
+def test_env_only_without_document(tmp_path: Path) -> None:
+    env = {
+        "BITNET_MIN_TOKENS_PER_SECOND": "12",
+        "BITNET_MAX_MEMORY_MB": " 4096 ",
+        "BITNET_MAX_LATENCY_MS": "",
+    }
+    loaded = load_thresholds(tmp_path / "absent", env=env)
+    assert loaded.selection == "env-only"
+    assert loaded.thresholds.min_tokens_per_second == 12.0
+    assert loaded.thresholds.max_memory_usage_mb == 4096.0
+    assert loaded.thresholds.max_latency_ms is None  # empty means unset
+    assert loaded.document is None
+
+
+@pytest.mark.parametrize("raw", ["abc", "nan", "inf", "-5", "0", "1e999", "12 tok/s"])
+def test_bad_variable_names_variable_and_fix(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ThresholdsError) as err:
+        load_thresholds(tmp_path, env={"BITNET_MAX_LATENCY_MS": raw})
+    assert err.value.source == "BITNET_MAX_LATENCY_MS"
+    assert "BITNET_MAX_LATENCY_MS" in str(err.value)
+    assert "set BITNET_MAX_LATENCY_MS to a positive number" in str(err.value)
+
+
+def test_infeasible_class_is_reported(mounted: Path) -> None:
+    loaded = load_thresholds(mounted, env={"NODE_NAME": "n-tiny"})
+    assert not loaded.feasible
+    assert "1.3 GiB" in (loaded.infeasible_reason or "")
+    report = loaded.validate_observed({"tokens_per_second": 100})
+    assert not report.passed
+    assert any("infeasible" in p for p in report.problems)
+
+
+def test_invalid_json_names_file(tmp_path: Path) -> None:
+    mnt = write_configmap_volume(tmp_path / "m", "{not json")
+    with pytest.raises(ThresholdsError, match=r"thresholds.json is not valid JSON \(line 1"):
+        load_thresholds(mnt, env={})
+
+
+def test_schema_error_names_field(tmp_path: Path) -> None:
+    data = two_class_document().wire()
+    data["classes"]["cpu-big"]["thresholds"]["minTokensPerSecnd"] = 3  # type: ignore[index]
+    mnt = write_configmap_volume(tmp_path / "m", json.dumps(data))
+    with pytest.raises(ThresholdsError) as err:
+        load_thresholds(mnt, env={})
+    assert "classes.cpu-big.thresholds.minTokensPerSecnd" in str(err.value)
+    assert err.value.source is not None and err.value.source.endswith("minTokensPerSecnd")
+
+
+def test_directory_in_place_of_document_is_not_found(tmp_path: Path) -> None:
+    (tmp_path / "thresholds.json").mkdir()  # exists but is not a file
+    with pytest.raises(ThresholdsNotFoundError):
+        load_thresholds(tmp_path, env={})
