@@ -39,13 +39,18 @@ class DeviceKind(StrEnum):
 
 class Workload(WireModel):
     prompt_tokens: int = Field(512, ge=1, le=10_000_000, description="Prompt tokens per request.")
-    output_tokens: int = Field(128, ge=1, le=10_000_000, description="Generated tokens per request.")
+    output_tokens: int = Field(
+        128, ge=1, le=10_000_000, description="Generated tokens per request."
+    )
     concurrency: int = Field(1, ge=1, le=100_000, description="Concurrent sequences.")
 
 
 class Constraints(WireModel):
     cpu_cores: float | None = Field(None, gt=0, description="CPU cores the pod may use (limit).")
     memory_mib: int | None = Field(None, ge=1, description="Memory the pod may use (limit), MiB.")
+    gpus: int | None = Field(
+        None, ge=1, le=64, description="GPUs the pod uses (default: fewest that hold the model)."
+    )
 
 
 class Overrides(WireModel):

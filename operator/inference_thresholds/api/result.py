@@ -10,7 +10,14 @@ from pydantic import Field
 from .base import WireModel
 
 DecisionSource = Literal[
-    "input", "label", "table", "measured", "estimate", "policy", "environment", "override",
+    "input",
+    "label",
+    "table",
+    "measured",
+    "estimate",
+    "policy",
+    "environment",
+    "override",
     "computed",
 ]
 

@@ -1,0 +1,299 @@
+"""Hardware-side view: which device serves the model and what it can deliver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api import BandwidthSource, DeploymentContext, DeviceInfo, DeviceKind, HardwareProfile
+from .explain import DecisionLog, fmt
+from .policy import CpuPolicy, DeviceBackendPolicy, Policy
+from .specs import lookup_cpu_memory, lookup_gpu
+
+
+class HardwareInputError(ValueError):
+    """The profile lacks what the chosen device needs; the message says what to add."""
+
+
+@dataclass(frozen=True)
+class DeviceTarget:
+    kind: str  # cpu | gpu | accelerator
+    product: str | None
+    count: int  # devices available on the node
+    bandwidth_gbps: float | None  # per device (cpu: per node, theoretical)
+    fp16_tflops: float | None  # per device
+    memory_mib: float | None  # per device (cpu/unified: what the process may use)
+    backend: str  # cuda | metal | other-accelerator | cpu
+
+
+def choose_device(hw: HardwareProfile, ctx: DeploymentContext, log: DecisionLog) -> str:
+    wanted = ctx.device
+    if wanted is DeviceKind.AUTO:
+        if hw.gpus:
+            choice, why = "gpu", "node has GPUs"
+        elif hw.accelerators:
+            choice, why = "accelerator", "node has accelerators and no GPU"
+        else:
+            choice, why = "cpu", "no GPU or accelerator in the profile"
+        log.add("device.kind", choice, None, "computed", f"device auto: {why}")
+        return choice
+    if wanted is DeviceKind.GPU and not hw.gpus:
+        raise HardwareInputError(
+            "context.device is gpu but the hardware profile lists no gpus; "
+            "set device: cpu or auto, or select GPU nodes"
+        )
+    if wanted is DeviceKind.ACCELERATOR and not hw.accelerators:
+        raise HardwareInputError(
+            "context.device is accelerator but the hardware profile lists no accelerators; "
+            "set device: auto, or select accelerator nodes"
+        )
+    log.add("device.kind", str(wanted), None, "input")
+    return str(wanted)
+
+
+def _device_group(devices: list[DeviceInfo]) -> DeviceInfo:
+    # Heterogeneous groups on one node are rare; serve from the largest group.
+    return max(devices, key=lambda d: (d.count, d.memory_bandwidth_gbps or 0))
+
+
+def accelerator_target(
+    hw: HardwareProfile, kind: str, log: DecisionLog, policy: Policy
+) -> DeviceTarget:
+    dev = _device_group(hw.gpus if kind == "gpu" else hw.accelerators)
+    spec = lookup_gpu(dev.product)
+    log.add(
+        "device.product",
+        dev.product,
+        None,
+        "input",
+        f"{dev.count} x {dev.product}"
+        + (f" (table entry {spec.key})" if spec else " (no table entry)"),
+    )
+
+    def pick(field: str, given: float | None, table: float | None, unit: str) -> float | None:
+        if given is not None:
+            log.add(f"device.{field}", float(given), unit, "input")
+            return float(given)
+        if table is not None:
+            log.add(
+                f"device.{field}",
+                float(table),
+                unit,
+                "table",
+                f"{spec.key if spec else ''} spec sheet",
+            )
+            return float(table)
+        log.add(f"device.{field}", None, unit, "estimate", "unknown: not in the profile or table")
+        return None
+
+    bw = pick(
+        "memoryBandwidthGBps",
+        dev.memory_bandwidth_gbps,
+        spec.memory_bandwidth_gbps if spec else None,
+        "GB/s",
+    )
+    tflops = pick("fp16Tflops", dev.fp16_tflops, spec.fp16_tflops if spec else None, "TFLOPS")
+    if tflops is None and bw is not None:
+        tflops = bw * 0.1  # ~100 FLOP/byte ridge point, the low end of current GPUs
+        log.add(
+            "device.fp16Tflops",
+            tflops,
+            "TFLOPS",
+            "estimate",
+            f"{fmt(bw)} GB/s x 100 FLOP/byte (typical ridge point)",
+        )
+    vendor = (spec.vendor if spec else dev.vendor).lower()
+    memory: float | None
+    if dev.memory_mib is not None:
+        memory = float(dev.memory_mib)
+    elif spec is not None and spec.memory_gib is not None:
+        memory = spec.memory_gib * 1024
+    else:
+        memory = None
+    backend = "cuda" if vendor == "nvidia" else "metal" if vendor == "apple" else "other"
+    if backend == "metal":
+        # Unified memory: the GPU may wire only part of system memory.
+        total = hw.memory.total_mib
+        memory = total * policy.apple_gpu_memory_fraction if total else None
+        if memory is not None:
+            log.add(
+                "device.memoryMiB",
+                memory,
+                "MiB",
+                "policy",
+                f"unified memory {total} MiB x {policy.apple_gpu_memory_fraction} "
+                "(Metal working-set limit)",
+            )
+    elif memory is not None:
+        log.add(
+            "device.memoryMiB",
+            memory,
+            "MiB",
+            "input" if dev.memory_mib is not None else "table",
+            "per device",
+        )
+    return DeviceTarget(
+        kind,
+        dev.product,
+        dev.count,
+        bw,
+        tflops,
+        memory,
+        "cuda" if backend == "cuda" else "metal" if backend == "metal" else "other-accelerator",
+    )
+
+
+def backend_policy(policy: Policy, backend: str) -> DeviceBackendPolicy:
+    return {"cuda": policy.cuda, "metal": policy.metal}.get(backend, policy.other_accelerator)
+
+
+@dataclass(frozen=True)
+class CpuTarget:
+    arch: str  # x86 | arm | apple
+    cores: float
+    frequency_ghz: float
+    usable_bandwidth_gbps: float
+    int8_ops_per_cycle: float
+    fp_flops_per_cycle: float
+    memory_mib: float | None
+
+
+def _arch(hw: HardwareProfile) -> str:
+    cpu = hw.cpu
+    text = f"{cpu.vendor or ''} {cpu.model or ''}".lower()
+    if "apple" in text:
+        return "apple"
+    isa = {f.lower() for f in cpu.isa}
+    arch = (cpu.architecture or "").lower()
+    if (
+        arch in ("aarch64", "arm64")
+        or isa & {"neon", "asimd", "asimddp", "sve"}
+        or (cpu.vendor or "").lower() == "arm"
+    ):
+        return "arm"
+    return "x86"
+
+
+def _best(table: dict[str, float], isa: set[str]) -> tuple[str, float]:
+    hits = [(v, k) for k, v in table.items() if k in isa]
+    if not hits:
+        return "default", table.get("default", 16.0)
+    value, key = max(hits)
+    return key, value
+
+
+def cpu_target(
+    hw: HardwareProfile, ctx: DeploymentContext, log: DecisionLog, cpol: CpuPolicy
+) -> CpuTarget:
+    cpu = hw.cpu
+    arch = _arch(hw)
+    log.add("cpu.arch", arch, None, "computed", cpu.model or "model unknown")
+    # Cores: the pod's limit, the cgroup-usable cores and the physical cores, least wins.
+    candidates: list[tuple[float, str, str]] = []
+    if cpu.usable_cores is not None:
+        candidates.append((cpu.usable_cores, "usableCores (cgroup quota/cpuset)", "label"))
+    if cpu.physical_cores is not None:
+        candidates.append((float(cpu.physical_cores), "physicalCores", "label"))
+    elif cpu.logical_cores is not None:
+        candidates.append((float(cpu.logical_cores), "logicalCores", "label"))
+    if ctx.constraints.cpu_cores is not None:
+        candidates.append((ctx.constraints.cpu_cores, "constraints.cpuCores", "input"))
+    if candidates:
+        cores, what, src = min(candidates)
+        log.add(
+            "cpu.cores",
+            cores,
+            "cores",
+            "input" if src == "input" else "label",
+            f"least of {', '.join(f'{n}={fmt(v)}' for v, n, _ in candidates)}: {what}",
+        )
+    else:
+        cores = 4.0
+        log.add("cpu.cores", cores, "cores", "estimate", "no core counts in the profile")
+    if cpu.max_frequency_mhz or cpu.base_frequency_mhz:
+        mhz = float(cpu.max_frequency_mhz or cpu.base_frequency_mhz or 0)
+        log.add(
+            "cpu.frequency",
+            mhz / 1000,
+            "GHz",
+            "label",
+            "maxFrequencyMHz" if cpu.max_frequency_mhz else "baseFrequencyMHz",
+        )
+    else:
+        mhz = cpol.default_frequency_mhz
+        log.add("cpu.frequency", mhz / 1000, "GHz", "estimate", "no frequency in the profile")
+
+    # Socket bandwidth: profile, else CPU family table, else per-core estimate.
+    mem = hw.memory
+    sockets = cpu.sockets or 1
+    source = mem.bandwidth_source or BandwidthSource.SPEC
+    if mem.bandwidth_gbps is not None:
+        socket_bw = mem.bandwidth_gbps
+        log.add(
+            "memory.bandwidth",
+            socket_bw,
+            "GB/s",
+            "measured" if source == "measured" else "label",
+            f"bandwidthSource={source}"
+            + (f" ({mem.bandwidth_rule})" if mem.bandwidth_rule else ""),
+        )
+    elif cpu.model and (spec := lookup_cpu_memory(cpu.model)) is not None:
+        socket_bw = spec.bandwidth_gbps * sockets
+        source = BandwidthSource.SPEC
+        log.add(
+            "memory.bandwidth",
+            socket_bw,
+            "GB/s",
+            "table",
+            spec.rule + (f" x {sockets} sockets" if sockets > 1 else ""),
+        )
+    else:
+        phys = cpu.physical_cores or cpu.logical_cores or cores
+        lo, hi = cpol.estimated_bandwidth_bounds_gbps
+        socket_bw = min(hi, max(lo, phys * cpol.estimated_bandwidth_per_core_gbps))
+        source = BandwidthSource.ESTIMATED
+        log.add(
+            "memory.bandwidth",
+            socket_bw,
+            "GB/s",
+            "estimate",
+            f"{fmt(phys)} cores x {cpol.estimated_bandwidth_per_core_gbps} GB/s, bounded "
+            f"to [{fmt(lo)}, {fmt(hi)}]; publish memory.bandwidthGBps for better numbers",
+        )
+    if arch == "apple" and source != BandwidthSource.MEASURED:
+        eff, why = cpol.apple_cpu_fraction, "Apple CPU cluster share of SoC bandwidth"
+    else:
+        eff = cpol.bandwidth_efficiency.get(str(source), 0.6)
+        why = f"achievable share of {source} bandwidth"
+    per_core = cpol.per_core_bandwidth_gbps.get(arch, 12.0)
+    socket_usable, core_usable = socket_bw * eff, cores * per_core
+    usable = min(socket_usable, core_usable)
+    log.add(
+        "cpu.usableBandwidth",
+        usable,
+        "GB/s",
+        "computed",
+        f"min({fmt(socket_bw)} x {eff} ({why}) = {fmt(socket_usable)}, {fmt(cores)} cores x "
+        f"{fmt(per_core)} GB/s per core = {fmt(core_usable)})"
+        + (": core-limited" if core_usable < socket_usable else ": socket-limited"),
+    )
+
+    isa = {f.lower() for f in cpu.isa}
+    if arch == "apple":
+        isa |= {"neon", "asimddp"}
+    int8_key, int8_ops = _best(cpol.int8_ops_per_cycle, isa)
+    _fp_key, fp_flops = _best(cpol.fp_flops_per_cycle, isa)
+    if arch == "apple":
+        int8_ops *= cpol.apple_pipe_factor
+        fp_flops *= cpol.apple_pipe_factor
+    log.add(
+        "cpu.int8OpsPerCycle",
+        int8_ops,
+        "ops/cycle/core",
+        "policy",
+        f"best ISA feature {int8_key}" + (" x Apple 4-pipe factor" if arch == "apple" else ""),
+    )
+    memory: float | None = None
+    for value in (hw.memory.total_mib, ctx.constraints.memory_mib):
+        if value is not None:
+            memory = float(value) if memory is None else min(memory, float(value))
+    return CpuTarget(arch, cores, mhz / 1000, usable, int8_ops, fp_flops, memory)

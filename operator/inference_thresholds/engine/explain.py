@@ -1,0 +1,53 @@
+"""The decision log: every number with its source and arithmetic."""
+
+from __future__ import annotations
+
+from ..api import Decision, DecisionSource
+
+
+class DecisionLog:
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+
+    def add(
+        self,
+        step: str,
+        value: float | str | None,
+        unit: str | None,
+        source: DecisionSource,
+        detail: str = "",
+    ) -> None:
+        if isinstance(value, float):
+            value = round(value, 4) if abs(value) < 100 else round(value, 1)
+        self.decisions.append(
+            Decision(step=step, value=value, unit=unit, source=source, detail=detail)
+        )
+
+    def extend(self, decisions: list[Decision]) -> None:
+        self.decisions.extend(decisions)
+
+
+def fmt(value: float) -> str:
+    """Compact, readable number for decision details."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def render_text(decisions: list[Decision]) -> str:
+    """One line per decision, aligned, for `explain` and Events."""
+    width = max((len(d.step) for d in decisions), default=0)
+    lines = []
+    for d in decisions:
+        value = (
+            ""
+            if d.value is None
+            else (fmt(d.value) if isinstance(d.value, float | int) else str(d.value))
+        )
+        unit = f" {d.unit}" if d.unit and value else ""
+        lines.append(f"{d.step:<{width}}  {value}{unit}  [{d.source}]  {d.detail}".rstrip())
+    return "\n".join(lines)
