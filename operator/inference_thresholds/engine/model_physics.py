@@ -43,7 +43,7 @@ def _default_embedding_bits(weight_bits: float) -> tuple[float, str]:
 
 def estimate_layers(params_billion: float) -> int:
     """Depth of a dense decoder of this size (fit to Llama/Qwen/Gemma configs)."""
-    return max(12, min(128, math.floor(21 * params_billion**0.27 + 0.5)))
+    return max(12, min(128, math.floor(21 * math.pow(params_billion, 0.27) + 0.5)))
 
 
 def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:

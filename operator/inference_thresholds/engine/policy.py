@@ -113,24 +113,24 @@ class CpuPolicy(WireModel):
     )
     int8_ops_per_cycle: dict[str, float] = Field(
         default_factory=lambda: {
-            "amx_int8": 2048,
-            "avx512_vnni": 256,
-            "avx_vnni": 128,
-            "avx2": 64,
-            "i8mm": 128,
-            "asimddp": 64,
-            "neon": 32,
-            "default": 32,
+            "amx_int8": 2048.0,
+            "avx512_vnni": 256.0,
+            "avx_vnni": 128.0,
+            "avx2": 64.0,
+            "i8mm": 128.0,
+            "asimddp": 64.0,
+            "neon": 32.0,
+            "default": 32.0,
         },
         description="Peak int8 ops per cycle per core by best ISA feature.",
     )
     fp_flops_per_cycle: dict[str, float] = Field(
         default_factory=lambda: {
-            "avx512f": 64,
-            "avx2": 32,
-            "asimdhp": 32,
-            "neon": 16,
-            "default": 16,
+            "avx512f": 64.0,
+            "avx2": 32.0,
+            "asimdhp": 32.0,
+            "neon": 16.0,
+            "default": 16.0,
         },
         description="Peak FP16/FP32 FLOPs per cycle per core by best ISA feature.",
     )
