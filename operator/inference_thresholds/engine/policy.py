@@ -88,6 +88,12 @@ class DeviceBackendPolicy(WireModel):
     )
 
 
+def _check_positive(values: Mapping[Any, float], field: str) -> None:
+    for key, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{field}.{key} must be > 0, got {value}")
+
+
 class CpuPolicy(WireModel):
     bandwidth_efficiency: dict[str, float] = Field(
         default_factory=lambda: {"spec": 0.6, "measured": 0.85, "estimated": 0.6},
@@ -143,6 +149,14 @@ class CpuPolicy(WireModel):
         200, ge=0, description="Per-layer thread synchronisation per decode step, microseconds."
     )
     request_overhead_ms: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _positive(self) -> CpuPolicy:
+        _check_positive(self.bandwidth_efficiency, "bandwidthEfficiency")
+        _check_positive(self.per_core_bandwidth_gbps, "perCoreBandwidthGBps")
+        _check_positive(self.int8_ops_per_cycle, "int8OpsPerCycle")
+        _check_positive(self.fp_flops_per_cycle, "fpFlopsPerCycle")
+        return self
 
 
 def _cuda() -> DeviceBackendPolicy:
@@ -249,6 +263,20 @@ class Policy(WireModel):
     overrides: Overrides = Field(
         default_factory=Overrides, description="Organisation-wide fixed thresholds."
     )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Policy:
+        for env, value in self.decode_floor.items():
+            if not 0 < value <= 1:
+                raise ValueError(f"decodeFloor.{env} must be in (0, 1], got {value}")
+        for name, table in (
+            ("ttftSlack", self.ttft_slack),
+            ("memoryHeadroom", self.memory_headroom),
+        ):
+            for env, value in table.items():
+                if value < 1:
+                    raise ValueError(f"{name}.{env} must be >= 1, got {value}")
+        return self
 
 
 LEGACY_ENV = {

@@ -1,0 +1,53 @@
+"""Reading engine inputs from YAML/JSON files, with errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class InputError(ValueError):
+    """A bad input document; the message names file, field and fix."""
+
+
+def read_document(path: str | Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML/JSON ({exc})") from exc
+
+
+def describe_errors(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        given = err.get("input")
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            hint = " (unknown field: check spelling and unit suffix, e.g. bandwidthGBps, totalMiB)"
+        elif err["type"] == "enum":
+            hint = f" (got {given!r})"
+        lines.append(f"{origin}: {loc}: {err['msg']}{hint}")
+    return "\n".join(lines)
+
+
+def parse(model: type[M], data: Any, origin: str) -> M:
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(describe_errors(exc, origin)) from None
+
+
+def load(model: type[M], path: str | Path) -> M:
+    return parse(model, read_document(path), str(path))
