@@ -2,7 +2,8 @@
 
 Every component runs in its own session (process group = its pid), so teardown can signal
 the whole group. Processes started for a test session are also tied to the parent with
-PR_SET_PDEATHSIG: if pytest is killed outright, the kernel kills them too. Processes started
+PR_SET_PDEATHSIG: if pytest is killed outright, the kernel kills them too (the signal follows
+the *thread* that started them, so start clusters from a long-lived thread). Processes started
 by ``dev-cluster up`` outlive the CLI on purpose and are found again through their pids.
 """
 
