@@ -1,0 +1,210 @@
+"""The generated ConfigMap: deterministic rendering and a conflict-aware sync.
+
+Content is a pure function of the thresholds document, so an unchanged document
+means no write. We annotate the hash of the data we wrote; data that no longer
+matches its annotation was edited by someone else and is restored ("repaired").
+A ConfigMap we did not create is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from ..api.crd import API_VERSION, KIND
+from ..api.thresholds_document import DOCUMENT_KEY, ENV_KEYS, ThresholdsDocument
+from .kube import Json, Kube
+from .reconcile import SyncOutcome
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "inference-thresholds"
+OWNER_LABEL = "thresholds.inference.dev/owner"
+DATA_HASH_ANNOTATION = "thresholds.inference.dev/data-hash"
+CONTENT_HASH_ANNOTATION = "thresholds.inference.dev/content-hash"
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> Json:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def owner_label_value(name: str) -> str:
+    """The CR name, or a hashed shortening when it is no valid label value (> 63 chars)."""
+    if len(name) <= 63 and _LABEL_VALUE.match(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-_.')}-{digest}"
+
+
+def env_value(value: float) -> str:
+    """Integral values without '.0' (legacy code does int(...)), others to 3 decimals."""
+    if abs(value - round(value)) < 1e-9:
+        return str(round(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
+    data = {DOCUMENT_KEY: json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"}
+    for field_name, suffix in ENV_KEYS.items():
+        value = getattr(doc.effective, field_name)
+        if value is not None:
+            data[f"{env_prefix}{suffix}"] = env_value(float(value))
+    return dict(sorted(data.items()))
+
+
+def data_hash(data: Mapping[str, str]) -> str:
+    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def desired_configmap(doc: ThresholdsDocument, *, name: str, env_prefix: str, owner: Owner) -> Json:
+    data = render_data(doc, env_prefix)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: owner_label_value(owner.name)},
+            "annotations": {
+                DATA_HASH_ANNOTATION: data_hash(data),
+                CONTENT_HASH_ANNOTATION: doc.content_hash,
+            },
+            "ownerReferences": [owner.reference()],
+        },
+        "data": data,
+    }
+
+
+def _owner_uids(obj: Mapping[str, Any]) -> set[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return {r.get("uid", "") for r in refs if r.get("kind") == KIND}
+
+
+def _in_sync(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    meta, want = existing.get("metadata") or {}, desired["metadata"]
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        (existing.get("data") or {}) == desired["data"]
+        and not existing.get("binaryData")
+        and all(labels.get(k) == v for k, v in want["labels"].items())
+        and all(annotations.get(k) == v for k, v in want["annotations"].items())
+        and any(r == want["ownerReferences"][0] for r in meta.get("ownerReferences") or [])
+    )
+
+
+def _merged(existing: Mapping[str, Any], desired: Json) -> Json:
+    """Desired content on top of the existing object, keeping other people's metadata."""
+    meta = dict(existing.get("metadata") or {})
+    want = desired["metadata"]
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": want["name"],
+            "namespace": want["namespace"],
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": {**(meta.get("labels") or {}), **want["labels"]},
+            "annotations": {**(meta.get("annotations") or {}), **want["annotations"]},
+            "ownerReferences": [
+                *(r for r in meta.get("ownerReferences") or [] if r.get("kind") != KIND),
+                *want["ownerReferences"],
+            ],
+        },
+        "data": desired["data"],
+    }
+    return body
+
+
+def _tampered(existing: Mapping[str, Any], owner_uid: str) -> bool:
+    """Someone else changed what we wrote: data or our metadata no longer as we left it."""
+    meta = existing.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    recorded = annotations.get(DATA_HASH_ANNOTATION)
+    return (
+        recorded is None
+        or recorded != data_hash(existing.get("data") or {})
+        or bool(existing.get("binaryData"))
+        or (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY
+        or owner_uid not in _owner_uids(existing)
+    )
+
+
+def sync_configmap(
+    kube: Kube, desired: Json, owner: Owner, *, previously_written: bool, attempts: int = 4
+) -> SyncOutcome:
+    """Make the ConfigMap equal to ``desired``; never clobber one we do not own."""
+    name = desired["metadata"]["name"]
+    ns = owner.namespace
+    short = desired["metadata"]["annotations"][CONTENT_HASH_ANNOTATION][:12]
+    try:
+        for _ in range(attempts):
+            existing = kube.get_configmap(ns, name)
+            if existing is None:
+                try:
+                    kube.create_configmap(ns, desired)
+                except ApiException as exc:
+                    if exc.status == 409:  # created concurrently: read it and decide again
+                        continue
+                    raise
+                if previously_written:
+                    return SyncOutcome("repaired", f"ConfigMap {name} was deleted; recreated it")
+                return SyncOutcome("created", f"created ConfigMap {name} (content {short})")
+            uids = _owner_uids(existing)
+            labels = (existing.get("metadata") or {}).get("labels") or {}
+            ours_by_label = labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(
+                OWNER_LABEL
+            ) == owner_label_value(owner.name)
+            if owner.uid not in uids and not ours_by_label and not previously_written:
+                holder = (
+                    f"owned by another InferenceThresholds ({', '.join(sorted(uids))})"
+                    if uids
+                    else "not created by this InferenceThresholds"
+                )
+                return SyncOutcome(
+                    "conflict",
+                    f"ConfigMap {ns}/{name} exists and is {holder}; it was left untouched. "
+                    "Set spec.configMap.name to another name or delete that ConfigMap.",
+                )
+            # Otherwise it is ours: written by us before, or left over by a deleted
+            # InferenceThresholds of the same name (garbage collection pending): adopt it.
+            if _in_sync(existing, desired):
+                return SyncOutcome("unchanged")
+            tampered = previously_written and _tampered(existing, owner.uid)
+            try:
+                kube.replace_configmap(ns, name, _merged(existing, desired))
+            except ApiException as exc:
+                if exc.status in (404, 409):  # deleted or changed under us: start over
+                    continue
+                raise
+            if tampered:
+                return SyncOutcome(
+                    "repaired", f"ConfigMap {name} was edited by hand; restored content {short}"
+                )
+            return SyncOutcome("updated", f"updated ConfigMap {name} (content {short})")
+        return SyncOutcome(
+            "failed", f"ConfigMap {name} kept changing under us ({attempts} attempts); will retry"
+        )
+    except ApiException as exc:
+        detail = (exc.body or "")[:300] if isinstance(exc.body, str) else ""
+        return SyncOutcome("failed", f"writing ConfigMap {name}: HTTP {exc.status} {detail}")

@@ -1,0 +1,105 @@
+"""A thin JSON client over the kubernetes package's ApiClient.
+
+kopf is not an API client; the generated kubernetes models are heavy and lossy for
+our purpose (we compare plain dicts). This speaks raw JSON through the ApiClient so
+TLS, tokens and kubeconfig handling stay the kubernetes package's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+Json = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def make_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
+    """An ApiClient from the kubeconfig (file, $KUBECONFIG, ~/.kube) or the in-cluster SA."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    except k8s_config.ConfigException:
+        if kubeconfig:
+            raise
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    return k8s.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api_client: k8s.ApiClient, timeout: float = 30.0) -> None:
+        self.api = api_client
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        query: Sequence[tuple[str, str]] = (),
+    ) -> Json:
+        """Send one request; non-2xx raises ApiException carrying status and body."""
+        _, url, headers, payload, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=self.timeout
+        )
+        response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        data = response.data
+        return json.loads(data) if data else {}
+
+    # --- ConfigMaps -----------------------------------------------------------------------
+
+    @staticmethod
+    def _cm_path(namespace: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
+        return f"{base}/{quote(name)}" if name else base
+
+    def get_configmap(self, namespace: str, name: str) -> Json | None:
+        try:
+            return self.request("GET", self._cm_path(namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> Json:
+        return self.request("POST", self._cm_path(namespace), dict(body))
+
+    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
+        """PUT with metadata.resourceVersion set: a concurrent writer gets us a 409."""
+        return self.request("PUT", self._cm_path(namespace, name), dict(body))
+
+    # --- our custom resource --------------------------------------------------------------
+
+    def patch_status(
+        self, group: str, version: str, plural: str, namespace: str, name: str, status: Json
+    ) -> Json:
+        """Replace .status as a whole (JSON patch), so fields that went away go away."""
+        path = (
+            f"/apis/{group}/{version}/namespaces/{quote(namespace)}/{plural}/{quote(name)}/status"
+        )
+        ops = [{"op": "add", "path": "/status", "value": status}]
+        return self.request("PATCH", path, ops, content_type=JSON_PATCH)

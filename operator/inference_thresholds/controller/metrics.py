@@ -1,0 +1,143 @@
+"""Prometheus metrics: counters for the reconcile loop and a collector for per-CR state.
+
+Per-CR gauges come from a custom collector over an in-memory snapshot, so a deleted
+CR or a vanished class simply stops being exported (no stale series to clean up).
+All metrics live in a dedicated registry: several operators in one test process, or
+a restart, never collide on the global one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..api import Thresholds
+from ..api.crd import CONDITION_TYPES, InferenceThresholdsStatus
+
+PREFIX = "inference_thresholds_"
+
+# Threshold field -> (metric suffix in base units, scale from our unit, help).
+_GAUGES: dict[str, tuple[str, float, str]] = {
+    "min_tokens_per_second": ("min_tokens_per_second", 1.0, "Minimum decode tokens per second."),
+    "max_time_to_first_token_ms": (
+        "max_time_to_first_token_seconds",
+        1e-3,
+        "Maximum time to first token, seconds.",
+    ),
+    "max_latency_ms": ("max_latency_seconds", 1e-3, "Maximum request latency, seconds."),
+    "max_memory_usage_mb": ("max_memory_bytes", 2.0**20, "Maximum memory, bytes."),
+    "min_speedup_factor": ("min_speedup_ratio", 1.0, "Minimum speedup over FP16 llama.cpp."),
+}
+
+
+@dataclass
+class CrSnapshot:
+    conditions: dict[str, str] = field(default_factory=dict)
+    effective: Thresholds = field(default_factory=Thresholds)
+    classes: dict[str, Thresholds] = field(default_factory=dict)
+    nodes_matched: int = 0
+
+
+class StateCollector(Collector):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._crs: dict[tuple[str, str], CrSnapshot] = {}
+
+    def update(self, namespace: str, name: str, status: InferenceThresholdsStatus) -> None:
+        snap = CrSnapshot(
+            conditions={c.type: c.status.value for c in status.conditions},
+            effective=status.effective,
+            classes={c.name: c.thresholds for c in status.classes},
+            nodes_matched=status.nodes_matched or 0,
+        )
+        with self._lock:
+            self._crs[(namespace, name)] = snap
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._crs.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            crs = dict(self._crs)
+        by_cond = GaugeMetricFamily(
+            PREFIX + "resources",
+            "InferenceThresholds objects by condition and status.",
+            labels=["condition", "status"],
+        )
+        for cond in CONDITION_TYPES:
+            for st in ("True", "False", "Unknown"):
+                count = sum(1 for s in crs.values() if s.conditions.get(cond, "Unknown") == st)
+                by_cond.add_metric([cond, st], count)
+        yield by_cond
+        nodes = GaugeMetricFamily(
+            PREFIX + "nodes_matched",
+            "Nodes an InferenceThresholds selects.",
+            labels=["namespace", "name"],
+        )
+        for (ns, name), snap in sorted(crs.items()):
+            nodes.add_metric([ns, name], snap.nodes_matched)
+        yield nodes
+        for field_name, (suffix, scale, help_text) in _GAUGES.items():
+            eff = GaugeMetricFamily(
+                f"{PREFIX}effective_{suffix}",
+                f"Effective threshold: {help_text}",
+                labels=["namespace", "name"],
+            )
+            per_class = GaugeMetricFamily(
+                f"{PREFIX}class_{suffix}",
+                f"Per hardware class threshold: {help_text}",
+                labels=["namespace", "name", "class"],
+            )
+            for (ns, name), snap in sorted(crs.items()):
+                value = getattr(snap.effective, field_name)
+                if value is not None:
+                    eff.add_metric([ns, name], value * scale)
+                for cls, thr in sorted(snap.classes.items()):
+                    value = getattr(thr, field_name)
+                    if value is not None:
+                        per_class.add_metric([ns, name, cls], value * scale)
+            yield eff
+            yield per_class
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.reconciles = Counter(
+            PREFIX + "reconciles",
+            "Reconciles by result (ok, invalid, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            PREFIX + "reconcile_errors",
+            "Reconcile errors by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            PREFIX + "reconcile_duration_seconds",
+            "Time to reconcile one InferenceThresholds.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.configmap_writes = Counter(
+            PREFIX + "configmap_writes",
+            "ConfigMap writes by action (created, updated, repaired).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.policy_reloads = Counter(
+            PREFIX + "policy_reloads",
+            "Policy file reloads by result (ok, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.state = StateCollector()
+        self.registry.register(self.state)

@@ -1,0 +1,118 @@
+"""Operator configuration in one place: defaults, environment, then CLI flags.
+
+Also applies our kopf settings at startup: our own finalizer and annotation prefix
+(never kopf.zalando.org), Events only from explicit decisions (not from log lines),
+and standalone mode, since exactly one replica writes (see docs: Deployment with
+``replicas: 1`` and ``strategy: Recreate``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+PREFIX = "thresholds.inference.dev"
+FINALIZER = f"{PREFIX}/finalizer"
+ENV_PREFIX = "INFERENCE_THRESHOLDS_"
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a number") from None
+
+
+def _env_port(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("off", "none", "disabled"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a port number or 'off'") from None
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    policy_path: str | None = None
+    kubeconfig: str | None = None
+    metrics_port: int | None = 8080
+    metrics_host: str = "0.0.0.0"
+    liveness_port: int | None = 8081
+    liveness_host: str = "0.0.0.0"
+    debounce_seconds: float = 0.5
+    resync_seconds: float = 600.0
+    retry_seconds: float = 15.0
+    policy_poll_seconds: float = 5.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        ns = env.get(ENV_PREFIX + "NAMESPACES", "")
+        base = cls()
+        return cls(
+            namespaces=tuple(n.strip() for n in ns.split(",") if n.strip()),
+            policy_path=env.get(ENV_PREFIX + "POLICY") or None,
+            kubeconfig=env.get("KUBECONFIG") or None,
+            metrics_port=_env_port(env, "METRICS_PORT", base.metrics_port),
+            liveness_port=_env_port(env, "LIVENESS_PORT", base.liveness_port),
+            debounce_seconds=_env_float(env, "DEBOUNCE_SECONDS", base.debounce_seconds),
+            resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
+            retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
+            policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+        )
+
+    def with_overrides(self, **changes: Any) -> OperatorConfig:
+        """CLI flags on top: only the ones given (not None)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        if self.liveness_port is None:
+            return None
+        return f"http://{self.liveness_host}:{self.liveness_port}/healthz"
+
+
+_current: OperatorConfig | None = None
+
+
+def configure(config: OperatorConfig) -> None:
+    """Set the configuration before kopf starts (the CLI does; `kopf run` uses the env)."""
+    global _current
+    _current = config
+
+
+def current() -> OperatorConfig:
+    return _current if _current is not None else OperatorConfig.from_env()
+
+
+def apply_kopf_settings(settings: Any) -> None:
+    """Our kopf settings; called from @kopf.on.startup before any object is touched."""
+    import kopf
+
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    # Events come from explicit decisions only; log lines stay in the log.
+    settings.posting.enabled = True
+    settings.posting.level = logging.CRITICAL
+    settings.peering.standalone = True
+    # Bounded retries with backoff for unexpected handler errors (never a hot loop).
+    settings.execution.max_workers = 4
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
