@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from inference_thresholds.devcluster.access import ClusterAccess
 
 ROOT = Path(__file__).resolve().parents[2]

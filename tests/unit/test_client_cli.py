@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from client_fixtures import two_class_document, write_configmap_volume
+
 from inference_thresholds.cli.main import main
 
 

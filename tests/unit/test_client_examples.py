@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from client_fixtures import two_class_document, write_configmap_volume
+
 from inference_thresholds.api.crd import API_VERSION, KIND, InferenceThresholdsSpec
 from inference_thresholds.client import DEFAULT_PATH
 

@@ -8,6 +8,7 @@ import pytest
 from client_fixtures import BIG, two_class_document, write_configmap_volume
 from hypothesis import given
 from hypothesis import strategies as st
+
 from inference_thresholds.client import PerformanceThresholds, ThresholdsError
 
 

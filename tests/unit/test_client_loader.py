@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from client_fixtures import BIG, SMALL, two_class_document, write_configmap_volume
+
 from inference_thresholds.client import (
     DEFAULT_PATH,
     ThresholdsError,
@@ -161,3 +162,23 @@ def test_directory_in_place_of_document_is_not_found(tmp_path: Path) -> None:
     (tmp_path / "thresholds.json").mkdir()  # exists but is not a file
     with pytest.raises(ThresholdsNotFoundError):
         load_thresholds(tmp_path, env={})
+
+
+def test_stale_envfrom_values_are_ignored_when_hash_differs(mounted: Path) -> None:
+    """envFrom is frozen at start; after a ConfigMap update old values are not overrides."""
+    env = {
+        "NODE_NAME": "n-big-1",
+        "BITNET_MIN_TOKENS_PER_SECOND": "4.0",
+        "INFERENCE_THRESHOLDS_CONTENT_HASH": "sha256:older",
+    }
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.thresholds == BIG
+    assert any("restart the pod" in note for note in loaded.notes)
+    env["INFERENCE_THRESHOLDS_CONTENT_HASH"] = "sha256:test"  # current: a real override
+    assert load_thresholds(mounted, env=env).thresholds.min_tokens_per_second == 4.0
+
+
+def test_path_may_name_a_document_file_with_any_name(tmp_path: Path) -> None:
+    file = tmp_path / "thresholds-copy"
+    file.write_text(json.dumps(two_class_document().wire()))
+    assert load_thresholds(file, env={"NODE_NAME": "n-small"}).class_name == "cpu-small"

@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from inference_thresholds.api.result import Thresholds
 from inference_thresholds.client import METRICS, Observed, ThresholdsError, validate
 

@@ -24,6 +24,7 @@ from .errors import ThresholdsError, ThresholdsNotFoundError
 from .legacy import SEED_DEFAULTS, PerformanceThresholds
 from .loader import (
     DEFAULT_PATH,
+    HASH_ENV,
     NODE_ENV,
     PATH_ENV,
     PREFIX_ENV,
@@ -36,7 +37,7 @@ from .loader import (
 from .validation import METRICS, CheckResult, Metric, Observed, ValidationReport
 
 __all__ = [
-    "DEFAULT_PATH", "METRICS", "NODE_ENV", "PATH_ENV", "PREFIX_ENV", "SEED_DEFAULTS",
+    "DEFAULT_PATH", "HASH_ENV", "METRICS", "NODE_ENV", "PATH_ENV", "PREFIX_ENV", "SEED_DEFAULTS",
     "CheckResult", "LoadedThresholds", "Metric", "Observed", "PerformanceThresholds",
     "ThresholdSource", "ThresholdsError", "ThresholdsNotFoundError", "ValidationReport",
     "load_thresholds", "read_document", "validate",

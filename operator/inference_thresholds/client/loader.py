@@ -46,6 +46,14 @@ PATH_ENV = "INFERENCE_THRESHOLDS_PATH"
 PREFIX_ENV = "INFERENCE_THRESHOLDS_ENV_PREFIX"
 """Env variable naming the prefix of the threshold variables (default ``BITNET_``)."""
 
+HASH_ENV = "INFERENCE_THRESHOLDS_CONTENT_HASH"
+"""Optional ConfigMap key (so also an envFrom variable) holding the document's hash.
+
+Env from ``envFrom`` is frozen at container start while the mounted file follows
+ConfigMap updates; when this variable differs from the file's ``contentHash`` the
+threshold variables are stale copies, not overrides, and are ignored.
+"""
+
 NODE_ENV = "NODE_NAME"
 """Env variable holding the pod's node (set it from the downward API: spec.nodeName)."""
 
@@ -100,7 +108,7 @@ class LoadedThresholds(WireModel):
 def resolve_document_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
     """The thresholds.json path: argument, then $INFERENCE_THRESHOLDS_PATH, then default."""
     chosen = Path(path) if path is not None else Path(env.get(PATH_ENV) or DEFAULT_PATH)
-    return chosen if chosen.suffix == ".json" else chosen / DOCUMENT_KEY
+    return chosen if chosen.is_file() or chosen.suffix == ".json" else chosen / DOCUMENT_KEY
 
 
 def read_document(file: Path) -> ThresholdsDocument:
@@ -211,6 +219,14 @@ def load_thresholds(
         reason = f"no {file}; thresholds come from {prefix}* variables only"
 
     found_env = False
+    env_hash = env.get(HASH_ENV, "").strip()
+    if apply_env and doc is not None and env_hash and env_hash != doc.content_hash:
+        apply_env = False
+        notes.append(
+            f"{HASH_ENV}={env_hash[:12]} differs from {file.name} ({doc.content_hash[:12]}): "
+            f"the {prefix}* variables predate the current ConfigMap and are ignored; "
+            "restart the pod to refresh them"
+        )
     if apply_env:
         for field, suffix in ENV_KEYS.items():
             var = prefix + suffix
