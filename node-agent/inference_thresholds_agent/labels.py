@@ -1,0 +1,131 @@
+"""HardwareProfile -> ``hw.inference.dev/`` node labels.
+
+Rules (each fixes a complaint about NFD/GFD labels):
+- numbers carry their unit in the key (``memory.total-mib``), never in the value;
+- nothing that changes between passes (timestamps, current clocks) is a label;
+- values are sanitised deterministically: characters outside ``[A-Za-z0-9._-]`` become
+  ``-``, runs collapse, ends are trimmed to alphanumerics; a value still over 63
+  characters keeps 54 characters plus ``-`` and 8 hex digits of its SHA-256, so two long
+  names never collide silently. The unabridged profile is in the annotation.
+- per GPU/accelerator kind: ``gpu.count`` is all GPUs on the node; product, memory and
+  speeds describe the largest group (the full list is in the annotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from inference_thresholds.api import DeviceInfo, HardwareProfile
+
+PREFIX = "hw.inference.dev/"
+PROFILE_ANNOTATION = PREFIX + "profile"
+OWNED_LABELS_ANNOTATION = PREFIX + "owned-labels"
+
+MAX_VALUE = 63
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+class LabelError(ValueError):
+    """A label key or value that Kubernetes would reject."""
+
+
+def valid_value(value: str) -> bool:
+    return len(value) <= MAX_VALUE and bool(_VALUE_RE.match(value))
+
+
+def validate_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if prefix + "/" != PREFIX or not name or len(name) > 63 or not _NAME_RE.match(name):
+        raise LabelError(
+            f"label key {key!r}: the name after {PREFIX!r} must be 1-63 characters of "
+            "[A-Za-z0-9._-], starting and ending alphanumeric"
+        )
+
+
+def sanitise(value: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip())
+    cleaned = re.sub(r"-{2,}", "-", cleaned)
+    cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+    if len(cleaned) > MAX_VALUE:
+        digest = hashlib.sha256(cleaned.encode()).hexdigest()[:8]
+        head = re.sub(r"[^A-Za-z0-9]+$", "", cleaned[:54])
+        cleaned = f"{head}-{digest}"
+    return cleaned
+
+
+def number(value: float) -> str:
+    """Integers without '.0'; other numbers with at most 2 decimals, no exponent."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _device_labels(kind: str, devices: list[DeviceInfo], out: dict[str, str]) -> None:
+    if not devices:
+        return
+    main = devices[0]  # grouped: largest count first
+    out[f"{kind}.count"] = str(sum(d.count for d in devices))
+    out[f"{kind}.vendor"] = main.vendor
+    out[f"{kind}.product"] = main.product
+    if len(devices) > 1:
+        out[f"{kind}.product-kinds"] = str(len(devices))
+    if main.memory_mib:
+        out[f"{kind}.memory-mib"] = str(main.memory_mib)
+    if main.memory_bandwidth_gbps:
+        out[f"{kind}.memory-bandwidth-gbps"] = str(round(main.memory_bandwidth_gbps))
+    if main.fp16_tflops:
+        out[f"{kind}.fp16-tflops"] = number(round(main.fp16_tflops, 1))
+    if main.int8_tops:
+        out[f"{kind}.int8-tops"] = number(round(main.int8_tops, 1))
+    if main.compute_capability:
+        out[f"{kind}.compute-capability"] = main.compute_capability
+    if main.sm_count:
+        out[f"{kind}.sm-count"] = str(main.sm_count)
+    if main.mig_enabled is not None:
+        out[f"{kind}.mig-enabled"] = "true" if main.mig_enabled else "false"
+
+
+def profile_labels(profile: HardwareProfile) -> dict[str, str]:
+    """The label set for a profile: sorted, sanitised, every key and value validated."""
+    raw: dict[str, str] = {}
+    cpu, memory = profile.cpu, profile.memory
+    if cpu.vendor:
+        raw["cpu.vendor"] = cpu.vendor
+    if cpu.model:
+        raw["cpu.model"] = cpu.model
+    if cpu.architecture:
+        raw["cpu.arch"] = cpu.architecture
+    numbers: tuple[tuple[str, float | None], ...] = (
+        ("cpu.sockets", cpu.sockets),
+        ("cpu.numa-nodes", cpu.numa_nodes),
+        ("cpu.physical-cores", cpu.physical_cores),
+        ("cpu.logical-cores", cpu.logical_cores),
+        ("cpu.usable-cores", cpu.usable_cores),
+        ("cpu.base-frequency-mhz", cpu.base_frequency_mhz),
+        ("cpu.max-frequency-mhz", cpu.max_frequency_mhz),
+        ("memory.total-mib", memory.total_mib),
+    )
+    for name, amount in numbers:
+        if amount is not None:
+            raw[name] = number(amount)
+    for feature in cpu.isa:
+        raw[f"cpu.isa.{feature}"] = "true"
+    if memory.bandwidth_gbps is not None:
+        raw["memory.bandwidth-gbps"] = str(round(memory.bandwidth_gbps))
+    if memory.bandwidth_source is not None:
+        raw["memory.bandwidth-source"] = memory.bandwidth_source.value
+    _device_labels("gpu", profile.gpus, raw)
+    _device_labels("accelerator", profile.accelerators, raw)
+
+    labels: dict[str, str] = {}
+    for name, value in sorted(raw.items()):
+        key = PREFIX + sanitise(name).lower()
+        validate_key(key)
+        clean = sanitise(value)
+        if not valid_value(clean):  # unreachable after sanitise; kept as a guard
+            raise LabelError(f"label {key}: value {value!r} cannot be made valid")
+        if clean:
+            labels[key] = clean
+    return labels

@@ -1,0 +1,181 @@
+"""Publishing a profile onto the agent's own Node: labels + annotations, only on change.
+
+The agent owns exactly the label keys listed in its ``hw.inference.dev/owned-labels``
+annotation (NFD keeps the same record): keys it published before and no longer
+produces are removed, every other label -- ours by prefix but not in the list, or
+anyone else's -- is left alone. The patch is a JSON merge patch of just the keys
+that differ, so an unchanged profile costs one GET and zero writes per interval.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from inference_thresholds.api import HardwareProfile
+
+from .labels import OWNED_LABELS_ANNOTATION, PROFILE_ANNOTATION, profile_labels
+
+
+class NodeApi(Protocol):
+    """The two calls the agent makes; Node objects as plain JSON dicts."""
+
+    def get_node(self, name: str) -> dict[str, Any]: ...
+    def patch_node(self, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class PublishResult:
+    written: bool
+    patch: dict[str, Any]
+    resource_version: str | None
+    owned_labels: int
+
+
+def profile_json(profile: HardwareProfile) -> str:
+    """Canonical JSON (sorted keys, compact) so equal profiles compare equal as text."""
+    return json.dumps(profile.wire(), sort_keys=True, separators=(",", ":"))
+
+
+def desired_metadata(profile: HardwareProfile) -> tuple[dict[str, str], dict[str, str]]:
+    labels = profile_labels(profile)
+    annotations = {
+        PROFILE_ANNOTATION: profile_json(profile),
+        OWNED_LABELS_ANNOTATION: ",".join(sorted(labels)),
+    }
+    return labels, annotations
+
+
+def owned_labels(node: dict[str, Any]) -> set[str]:
+    annotations = node.get("metadata", {}).get("annotations") or {}
+    text = annotations.get(OWNED_LABELS_ANNOTATION) or ""
+    return {key for key in text.split(",") if key}
+
+
+def published_profile(node: dict[str, Any]) -> HardwareProfile | None:
+    """The profile the agent last wrote onto this node, if it is readable."""
+    annotations = node.get("metadata", {}).get("annotations") or {}
+    text = annotations.get(PROFILE_ANNOTATION)
+    if not text:
+        return None
+    try:
+        return HardwareProfile.model_validate(json.loads(text))
+    except ValueError:
+        return None  # written by an incompatible version: overwrite it
+
+
+def metadata_patch(node: dict[str, Any], profile: HardwareProfile) -> dict[str, Any]:
+    """The merge patch taking ``node`` to the desired state; {} when nothing differs."""
+    metadata = node.get("metadata", {})
+    current_labels: dict[str, str] = metadata.get("labels") or {}
+    current_annotations: dict[str, str] = metadata.get("annotations") or {}
+    labels, annotations = desired_metadata(profile)
+
+    label_patch: dict[str, str | None] = {
+        key: value for key, value in labels.items() if current_labels.get(key) != value
+    }
+    for stale in sorted(owned_labels(node) - labels.keys()):
+        if stale in current_labels:
+            label_patch[stale] = None  # merge patch: null deletes the key
+    annotation_patch = {
+        key: value for key, value in annotations.items() if current_annotations.get(key) != value
+    }
+    patch_metadata: dict[str, Any] = {}
+    if label_patch:
+        patch_metadata["labels"] = label_patch
+    if annotation_patch:
+        patch_metadata["annotations"] = annotation_patch
+    return {"metadata": patch_metadata} if patch_metadata else {}
+
+
+def publish(api: NodeApi, node_name: str, profile: HardwareProfile) -> PublishResult:
+    node = api.get_node(node_name)
+    return publish_to(api, node, profile)
+
+
+def publish_to(api: NodeApi, node: dict[str, Any], profile: HardwareProfile) -> PublishResult:
+    """Patch ``node`` (as just read) towards ``profile``; no request when already there."""
+    name = node["metadata"]["name"]
+    patch = metadata_patch(node, profile)
+    owned = len(profile_labels(profile))
+    if not patch:
+        return PublishResult(False, {}, node["metadata"].get("resourceVersion"), owned)
+    updated = api.patch_node(name, patch)
+    version = updated.get("metadata", {}).get("resourceVersion")
+    return PublishResult(True, patch, version, owned)
+
+
+def parse_cpu_quantity(value: str | None) -> float | None:
+    """Kubernetes CPU quantity ('3920m', '4', '0.5') -> cores."""
+    if not value:
+        return None
+    try:
+        if value.endswith("m"):
+            return int(value[:-1]) / 1000
+        return float(value)
+    except ValueError:
+        return None
+
+
+def node_adjusted(profile: HardwareProfile, node: dict[str, Any]) -> HardwareProfile:
+    """Node-scope usable cores: what the kubelet lets pods use (allocatable CPU)."""
+    allocatable = parse_cpu_quantity((node.get("status", {}).get("allocatable") or {}).get("cpu"))
+    cores = profile.cpu.usable_cores
+    if allocatable is None or allocatable <= 0 or (cores is not None and cores <= allocatable):
+        return profile
+    cpu = profile.cpu.model_copy(update={"usable_cores": round(allocatable, 2)})
+    return profile.model_copy(update={"cpu": cpu})
+
+
+def with_previous_gpus(profile: HardwareProfile, node: dict[str, Any]) -> HardwareProfile:
+    """While NVML is not ready, keep the GPUs last published instead of dropping them.
+
+    Dropping and re-adding GPU labels on every driver restart is the churn users
+    complain about (NFD #2408); the labels change only when detection succeeds.
+    """
+    previous = published_profile(node)
+    if previous is None or not previous.gpus or profile.gpus:
+        return profile
+    nvidia = [gpu for gpu in previous.gpus if gpu.vendor == "nvidia"]
+    return profile.model_copy(update={"gpus": nvidia + profile.gpus})
+
+
+class KubernetesNodeApi:
+    """NodeApi over the official client; raw JSON in and out (no model objects)."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        # Any: the raw-response calls below return urllib3 responses, not V1Node.
+        self._core: Any = client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_config(cls, kubeconfig: str | None = None) -> KubernetesNodeApi:
+        from kubernetes import client, config
+
+        loader: Any = config
+        if kubeconfig:
+            loader.load_kube_config(config_file=kubeconfig)
+        else:
+            try:
+                loader.load_incluster_config()
+            except config.ConfigException:
+                loader.load_kube_config()
+        return cls(client.ApiClient())
+
+    def get_node(self, name: str) -> dict[str, Any]:
+        response = self._core.read_node(name, _preload_content=False, _request_timeout=30)
+        node: dict[str, Any] = json.loads(response.data)
+        return node
+
+    def patch_node(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        response = self._core.patch_node(
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+            _request_timeout=30,
+        )
+        node: dict[str, Any] = json.loads(response.data)
+        return node

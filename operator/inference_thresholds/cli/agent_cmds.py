@@ -1,0 +1,152 @@
+"""``detect`` and ``node-agent run``: the node agent from the shell.
+
+kubernetes and prometheus-client are imported inside the run function only, so
+``detect`` works in a slim pod with just the base package and the agent module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import yaml
+
+from .main import CliError
+
+
+def register(subparsers: Any) -> None:
+    detect = subparsers.add_parser(
+        "detect",
+        help="print this machine's hardware profile (what the node agent publishes)",
+        description="Detect CPU, cgroup limits, memory, NVIDIA GPUs (NVML) and PCI "
+        "accelerators; print the HardwareProfile. Run inside a pod, usableCores honours "
+        "the pod's CPU quota and cpuset.",
+    )
+    detect.add_argument(
+        "--root",
+        default="/",
+        metavar="DIR",
+        help="read /proc and /sys under DIR (a host mount or a recorded snapshot); "
+        "under a snapshot, DIR/nvml.json replays an NVML recording",
+    )
+    detect.add_argument(
+        "--probe-bandwidth",
+        action="store_true",
+        help="measure memory bandwidth with a copy probe (at most 2 s, ~512 MiB)",
+    )
+    detect.add_argument("--output", "-o", choices=("json", "yaml"), default="json")
+    detect.add_argument("--notes", action="store_true", help="also print detection notes to stderr")
+    detect.add_argument(
+        "--record",
+        metavar="DIR",
+        help="also copy the files detection read (and NVML's answers) into DIR, "
+        "a fixture that `detect --root DIR` replays",
+    )
+    detect.set_defaults(func=_detect)
+
+    agent = subparsers.add_parser("node-agent", help="run the node agent (DaemonSet)")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+    run = agent_sub.add_parser(
+        "run",
+        help="detect and publish hw.inference.dev/ labels onto this node",
+        description="Publish the node's hardware profile as hw.inference.dev/ labels and "
+        "annotations on its Node object, writing only when something changed.",
+    )
+    run.add_argument(
+        "--node-name",
+        default=os.environ.get("NODE_NAME"),
+        help="the Node to label (default: $NODE_NAME, set from the downward API)",
+    )
+    run.add_argument("--interval", type=float, default=60.0, help="seconds between passes")
+    run.add_argument("--once", action="store_true", help="one pass, then exit (0 = published)")
+    run.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
+    run.add_argument("--root", default="/", metavar="DIR", help="host root to read (e.g. /host)")
+    run.add_argument(
+        "--probe-bandwidth",
+        action="store_true",
+        help="measure memory bandwidth once at start (needs ~512 MiB)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        help="port for /healthz, /readyz and /metrics (0 disables)",
+    )
+    run.add_argument(
+        "--metrics-address", default="0.0.0.0", help="address the metrics server binds to"
+    )
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.set_defaults(func=_run)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from inference_thresholds_agent.profile import Detector
+
+    if not os.path.isdir(args.root):
+        raise CliError(f"--root {args.root}: not a directory; pass / or a snapshot directory")
+    detector = Detector(args.root, probe_bandwidth=args.probe_bandwidth)
+    detection = detector.run()
+    if args.record:
+        from inference_thresholds_agent.snapshot import record_host
+
+        record_host(args.record, args.root, detector.nvml)
+    document = detection.profile.wire()
+    if args.output == "yaml":
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+    else:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    if args.notes:
+        for note in detection.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.node_name:
+        raise CliError("--node-name is required (or set NODE_NAME from the downward API)")
+    if args.interval <= 0:
+        raise CliError(f"--interval must be positive seconds, got {args.interval}")
+    if not 0 <= args.metrics_port <= 65535:
+        raise CliError(f"--metrics-port must be 0-65535, got {args.metrics_port}")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        from inference_thresholds_agent.agent import Agent, serve_http
+        from inference_thresholds_agent.profile import Detector, Scope
+        from inference_thresholds_agent.publisher import KubernetesNodeApi
+    except ImportError as exc:
+        raise CliError(
+            f"the node agent needs its extra ({exc}); install inference-thresholds[agent]"
+        ) from exc
+
+    try:
+        api = KubernetesNodeApi.from_config(args.kubeconfig)
+    except Exception as exc:  # kubeconfig errors come in many exception types
+        raise CliError(f"cannot load Kubernetes credentials: {exc}") from exc
+    detector = Detector(args.root, probe_bandwidth=args.probe_bandwidth, scope=Scope.NODE)
+    agent = Agent(args.node_name, api, detector, interval_s=args.interval)
+    if args.once:
+        result = agent.tick()
+        state = "wrote" if result.wrote else "unchanged"
+        print(f"node {args.node_name}: {'ok' if result.ok else 'failed'} ({state})")
+        return 0 if result.ok else 1
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = (
+        serve_http(agent, args.metrics_address, args.metrics_port) if args.metrics_port else None
+    )
+    try:
+        agent.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
