@@ -43,6 +43,8 @@ def fmt(value: float) -> str:
     """Compact, readable number for decision details."""
     if value == 0:
         return "0"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
