@@ -213,11 +213,15 @@ class Demo:
 
     def start_operator(self) -> None:
         step("Starting the operator in the background")
-        argv = [CLI, "operator", "run"]
+        argv = [CLI, "operator", "run", "--namespace", NAMESPACE]
         show([*argv, f"> {self.operator_log.name} 2>&1 &"])
+        # Local only: servers on 127.0.0.1, a free metrics port, no liveness server.
+        argv += ["--kubeconfig", str(self.kubeconfig), "--bind", "127.0.0.1",
+                 "--metrics-port", "0"]  # fmt: skip
+        env = {**self.env, "INFERENCE_THRESHOLDS_LIVENESS_PORT": "off"}
         log = self.operator_log.open("wb")
         self.operator = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         info(f"pid {self.operator.pid}, log {self.operator_log}")
 
@@ -230,6 +234,10 @@ class Demo:
         )  # fmt: skip
         return out if out in ("True", "False") else None
 
+    def conditions(self, name: str) -> list[dict[str, Any]]:
+        ith = json.loads(self.kubectl("get", "ith", name, "-n", NAMESPACE, "-o", "json"))
+        return list(ith.get("status", {}).get("conditions", []))
+
     def wait_ready(self, names: list[str]) -> None:
         step("Waiting for the operator to reconcile every InferenceThresholds")
         for name in names:
@@ -239,6 +247,13 @@ class Demo:
                 what=f"a Ready condition on ith/{name}",
             )
             info(f"ith/{name}: Ready={status}")
+            if status != "True":
+                shown: set[str] = set()
+                for condition in self.conditions(name):
+                    message = condition.get("message", "")
+                    if condition.get("status") != "True" and message not in shown:
+                        shown.add(message)
+                        info(f"  {condition['type']}: {message}")
 
     def show_results(self, matched: str) -> None:
         step("What a user looks at")

@@ -208,12 +208,18 @@ def load_thresholds(
     if doc is not None:
         selection, reason, class_name, chosen, feasible, infeasible_reason = _select(doc, node)
         kind: SourceKind = "class" if selection == "node-class" else "effective"
-        detail = f"class {class_name} (node {node})" if kind == "class" else "effective"
+        detail = (
+            f"class {class_name} (node {node})"
+            if kind == "class"
+            else f"effective (class {class_name})"
+            if class_name
+            else "effective"
+        )
         for field in ENV_KEYS:
             value = getattr(chosen, field)
             values[field] = value
             if value is not None:
-                sources[field] = ThresholdSource(kind=kind, detail=f"{file}: {detail}")
+                sources[field] = ThresholdSource(kind=kind, detail=detail)
     else:
         selection, class_name = "env-only", None
         reason = f"no {file}; thresholds come from {prefix}* variables only"
