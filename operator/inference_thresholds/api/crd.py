@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import WireModel
 from .context import DeploymentContext, Overrides
@@ -148,11 +148,12 @@ class InferenceThresholdsSpec(WireModel):
         description="Runtime adaptation from observed performance.",
     )
 
-    @model_validator(mode="after")
-    def _model_is_identified(self) -> InferenceThresholdsSpec:
-        if self.model.preset is None and self.model.parameters_billion is None:
-            raise ValueError("model needs a preset or parametersBillion")
-        return self
+    @field_validator("model")
+    @classmethod
+    def _model_is_identified(cls, model: ModelSpec) -> ModelSpec:
+        if model.preset is None and model.parameters_billion is None:
+            raise ValueError("needs a preset (e.g. llama-3.1-8b) or parametersBillion")
+        return model
 
     def merged_overrides(self) -> Overrides:
         """context.overrides with every field set in spec.overrides replacing it."""

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,7 +55,7 @@ class Runtime:
     policy: PolicySource
     metrics: OperatorMetrics
     triggers: dict[CrKey, asyncio.Event] = field(default_factory=dict)
-    selections: dict[Hashable, Selection] = field(default_factory=dict)
+    selections: dict[CrKey, Selection] = field(default_factory=dict)
     # Last status we wrote per (namespace, name, uid): the watch may not have delivered
     # it to the daemon's body yet when the next reconcile starts.
     written: dict[tuple[str, str, str], InferenceThresholdsStatus] = field(default_factory=dict)
@@ -65,8 +65,8 @@ class Runtime:
     def trigger(self, key: CrKey) -> asyncio.Event:
         return self.triggers.setdefault(key, asyncio.Event())
 
-    def kick(self, key: Hashable) -> None:
-        event = self.triggers.get(key)  # type: ignore[call-overload]
+    def kick(self, key: CrKey) -> None:
+        event = self.triggers.get(key)
         if event is not None:
             event.set()
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..api.crd import NodeSelector
 from .classes import class_key, class_name
 from .hardware_source import NodeHardware, node_hardware
 from .selector import matches
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,14 @@ class Selection:
 
 
 def affected_by_node(
-    selections: Mapping[Hashable, Selection], node_name: str, record: NodeRecord | None
-) -> set[Hashable]:
+    selections: Mapping[K, Selection], node_name: str, record: NodeRecord | None
+) -> set[K]:
     """CRs whose result can change because this node appeared, changed or went away.
 
     A CR is affected when the node enters or leaves its selection, or stays selected
     with different hardware. ``record`` is None for a deleted node.
     """
-    hit: set[Hashable] = set()
+    hit: set[K] = set()
     for key, sel in selections.items():
         if sel.selector is None:
             continue  # invalid spec: nodes do not matter until the spec is fixed

@@ -62,7 +62,8 @@ def validation_message(exc: ValidationError, root: str = "spec") -> str:
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         path = f"{root}.{loc}" if loc else root
-        lines.append(f"{path}: {err['msg']}")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{path}: {msg}")
     return "; ".join(lines)
 
 
@@ -151,7 +152,8 @@ def make_plan(
         try:
             resolve(spec.model)
         except ValueError as exc:  # unknown preset and friends: the user's input
-            plan.invalid = f"spec.model: {exc}"
+            text = str(exc)
+            plan.invalid = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
             return plan
     context = spec.effective_context()
 
@@ -264,7 +266,14 @@ def _condition(
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    """Readable in an Event: 2.05, 48.3, 5400, never 5.4e+04."""
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
 
 
 def _thresholds_text(t: Thresholds) -> str:
@@ -433,7 +442,7 @@ def decision_events(
         merged = plan.spec.merged_overrides().wire()
         if merged:
             where = ", ".join(
-                f"{k}={v} ({'spec.overrides' if k in top else 'spec.context.overrides'})"
+                f"{k}={v:g} ({'spec.overrides' if k in top else 'spec.context.overrides'})"
                 for k, v in sorted(merged.items())
             )
             shadowed = sorted(k for k in ctx if k in top and ctx[k] != top[k])
