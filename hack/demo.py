@@ -249,7 +249,9 @@ class Demo:
             info(f"ith/{name}: Ready={status}")
             if status != "True":
                 shown: set[str] = set()
-                for condition in self.conditions(name):
+                # Specific conditions first; Ready usually repeats one of them.
+                ordered = sorted(self.conditions(name), key=lambda c: c.get("type") == "Ready")
+                for condition in ordered:
                     message = condition.get("message", "")
                     if condition.get("status") != "True" and message not in shown:
                         shown.add(message)
