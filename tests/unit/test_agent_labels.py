@@ -1,0 +1,111 @@
+"""Profile -> hw.inference.dev/ labels: units in keys, valid values, no churn."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inference_thresholds.api import CpuInfo, DeviceInfo, HardwareProfile
+from inference_thresholds_agent.labels import (
+    PREFIX,
+    number,
+    profile_labels,
+    sanitise,
+    valid_value,
+)
+from inference_thresholds_agent.profile import detect_profile
+
+HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
+_KEY_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def test_dgx_labels() -> None:
+    labels = profile_labels(detect_profile(HOSTS / "dgx-a100-80gb"))
+    expected = {
+        "gpu.count": "8",
+        "gpu.vendor": "nvidia",
+        "gpu.product": "NVIDIA-A100-SXM4-80GB",  # GFD's convention: spaces -> '-'
+        "gpu.memory-mib": "81920",
+        "gpu.memory-bandwidth-gbps": "2039",
+        "gpu.fp16-tflops": "312",
+        "gpu.int8-tops": "624",
+        "gpu.compute-capability": "8.0",
+        "gpu.sm-count": "108",
+        "gpu.mig-enabled": "false",
+        "cpu.vendor": "amd",
+        "cpu.model": "AMD-EPYC-7742-64-Core-Processor",
+        "cpu.sockets": "2",
+        "cpu.numa-nodes": "8",
+        "cpu.physical-cores": "128",
+        "cpu.logical-cores": "256",
+        "cpu.max-frequency-mhz": "2250",
+        "cpu.isa.avx2": "true",
+        "memory.total-mib": "2063792",
+        "memory.bandwidth-gbps": "410",
+        "memory.bandwidth-source": "spec",
+    }
+    for name, value in expected.items():
+        assert labels[PREFIX + name] == value, name
+    assert not any(k.startswith(PREFIX + "accelerator.") for k in labels)
+
+
+def test_fractional_usable_cores_label() -> None:
+    labels = profile_labels(detect_profile(HOSTS / "xeon-spr-pod-cgroup-v2"))
+    assert labels[PREFIX + "cpu.usable-cores"] == "2.5"
+    assert labels[PREFIX + "cpu.isa.amx_int8"] == "true"
+
+
+def test_every_fixture_gives_valid_labels() -> None:
+    for fixture in sorted(p for p in HOSTS.iterdir() if p.is_dir()):
+        for key, value in profile_labels(detect_profile(fixture)).items():
+            assert key.startswith(PREFIX)
+            name = key[len(PREFIX) :]
+            assert len(name) <= 63 and _KEY_NAME.match(name), key
+            assert valid_value(value), (key, value)
+            # Units live in keys; no value looks like "80GiB" or "2.5GHz".
+            if re.search(r"-(mib|gbps|mhz|tflops|tops|count|cores)$", name):
+                assert re.fullmatch(r"\d+(\.\d+)?", value), (key, value)
+
+
+def test_labels_hold_nothing_that_changes_between_passes() -> None:
+    for fixture in sorted(p for p in HOSTS.iterdir() if p.is_dir()):
+        labels = profile_labels(detect_profile(fixture))
+        assert not any(re.search(r"time|date|uptime|current|free", k) for k in labels), fixture
+
+
+def test_sanitise_is_deterministic_and_valid() -> None:
+    assert sanitise("Intel(R) Xeon(R) Platinum 8480+") == "Intel-R-Xeon-R-Platinum-8480"
+    assert sanitise("  --AMD EPYC--  ") == "AMD-EPYC"
+    long = "x" * 40 + " " + "y" * 40
+    shortened = sanitise(long)
+    assert len(shortened) == 63 and valid_value(shortened)
+    assert shortened == sanitise(long)
+    assert sanitise(long + "z") != shortened  # different long names stay distinct
+
+
+@given(st.text(max_size=200))
+def test_sanitised_values_are_always_legal(text: str) -> None:
+    assert valid_value(sanitise(text))
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+def test_numbers_never_use_exponents(value: float) -> None:
+    text = number(round(value, 2))
+    assert re.fullmatch(r"\d+(\.\d{1,2})?", text), text
+
+
+def test_mixed_gpus_describe_the_largest_group_and_count_all() -> None:
+    profile = HardwareProfile(
+        cpu=CpuInfo(),
+        gpus=[
+            DeviceInfo(vendor="nvidia", product="NVIDIA L4", count=4, memory_mib=23034),
+            DeviceInfo(vendor="nvidia", product="NVIDIA T4", count=2, memory_mib=15360),
+        ],
+    )
+    labels = profile_labels(profile)
+    assert labels[PREFIX + "gpu.count"] == "6"
+    assert labels[PREFIX + "gpu.product"] == "NVIDIA-L4"
+    assert labels[PREFIX + "gpu.product-kinds"] == "2"
