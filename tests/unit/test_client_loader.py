@@ -182,3 +182,12 @@ def test_path_may_name_a_document_file_with_any_name(tmp_path: Path) -> None:
     file = tmp_path / "thresholds-copy"
     file.write_text(json.dumps(two_class_document().wire()))
     assert load_thresholds(file, env={"NODE_NAME": "n-small"}).class_name == "cpu-small"
+
+
+def test_loaded_thresholds_validate_is_the_pod_api(mounted: Path) -> None:
+    loaded = load_thresholds(mounted, env={"NODE_NAME": "n-big-1"})
+    report = loaded.validate({"tokens_per_second": 25, "time_to_first_token_ms": 700})
+    assert [r.threshold for r in report.failures] == ["max_time_to_first_token_ms"]
+    assert report == loaded.validate_observed(
+        {"tokens_per_second": 25, "time_to_first_token_ms": 700}
+    )

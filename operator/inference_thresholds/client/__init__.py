@@ -6,8 +6,7 @@ without kopf or the kubernetes client::
     from inference_thresholds.client import load_thresholds
 
     loaded = load_thresholds()          # /etc/inference-thresholds, $NODE_NAME, env
-    report = loaded.validate_observed({"tokens_per_second": 12.5,
-                                       "time_to_first_token_ms": 800})
+    report = loaded.validate({"tokens_per_second": 12.5, "time_to_first_token_ms": 800})
     if not report.passed:
         for failure in report.failures:
             print(failure.message)

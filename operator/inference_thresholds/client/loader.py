@@ -88,10 +88,18 @@ class LoadedThresholds(WireModel):
     env_prefix: str = DEFAULT_ENV_PREFIX
     notes: list[str] = Field(default_factory=list)
 
-    def validate_observed(
+    # Shadows pydantic's deprecated classmethod BaseModel.validate on purpose: the
+    # documented pod API is ``load_thresholds().validate(observed)``.
+    def validate(  # type: ignore[override]
         self, observed: Observed | Mapping[str, float | str | None]
     ) -> ValidationReport:
         """pass/fail per threshold; an infeasible class fails the whole report."""
+        return self.validate_observed(observed)
+
+    def validate_observed(
+        self, observed: Observed | Mapping[str, float | str | None]
+    ) -> ValidationReport:
+        """Same as ``validate`` (a name that does not shadow pydantic's)."""
         problems = []
         if not self.feasible:
             problems.append(
