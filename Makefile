@@ -24,6 +24,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check operator node-agent tests benchmarks
 	$(VENV)/bin/mypy
 
+# The product end to end on this machine: local control plane, node agent, operator,
+# examples, client check; everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
+demo: venv
+	$(PY) hack/demo.py $(DEMO_ARGS)
+
 test-unit: venv
 	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm'
 
