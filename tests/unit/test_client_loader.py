@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from client_fixtures import BIG, SMALL, two_class_document, write_configmap_volume
+from client_fixtures import BIG, SMALL, env_keys, two_class_document, write_configmap_volume
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from inference_thresholds.api.result import Thresholds
+from inference_thresholds.api.thresholds_document import ClassEntry, ThresholdsDocument
 from inference_thresholds.client import (
     DEFAULT_PATH,
     ThresholdsError,
@@ -191,3 +195,57 @@ def test_loaded_thresholds_validate_is_the_pod_api(mounted: Path) -> None:
     assert report == loaded.validate_observed(
         {"tokens_per_second": 25, "time_to_first_token_ms": 700}
     )
+
+
+_limit = st.floats(min_value=0.01, max_value=1e5, allow_nan=False, allow_infinity=False)
+_thresholds = st.builds(
+    Thresholds,
+    min_tokens_per_second=_limit,
+    max_time_to_first_token_ms=_limit,
+    max_latency_ms=_limit,
+    max_memory_usage_mb=_limit,
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    classes=st.dictionaries(
+        st.from_regex(r"[a-z]{1,8}", fullmatch=True), _thresholds, min_size=1, max_size=4
+    ),
+    data=st.data(),
+)
+def test_node_class_or_effective_for_any_document(
+    tmp_path_factory: pytest.TempPathFactory, classes: dict[str, Thresholds], data: st.DataObject
+) -> None:
+    names = sorted(classes)
+    nodes = data.draw(
+        st.dictionaries(
+            st.from_regex(r"n[0-9]{1,3}", fullmatch=True), st.sampled_from(names), max_size=6
+        )
+    )
+    effective_class = data.draw(st.sampled_from(names))
+    doc = ThresholdsDocument(
+        owner="x",
+        namespace="ns",
+        generation=1,
+        content_hash="h",
+        effective_class=effective_class,
+        effective=classes[effective_class],
+        classes={
+            n: ClassEntry(hardware_summary=n, node_count=1, feasible=True, thresholds=t)
+            for n, t in classes.items()
+        },
+        nodes=nodes,
+    )
+    mnt = write_configmap_volume(tmp_path_factory.mktemp("m") / "mnt", doc)
+    node = data.draw(st.sampled_from([*nodes, "unknown-node"]))
+    # envFrom as Kubernetes would inject it: the ConfigMap's own env keys.
+    env = {"NODE_NAME": node, **env_keys(doc)}
+    loaded = load_thresholds(mnt, env=env)
+    if node in nodes:
+        assert loaded.class_name == nodes[node]
+        assert loaded.thresholds == classes[nodes[node]]
+    else:
+        assert loaded.selection == "effective"
+        assert loaded.thresholds == classes[effective_class]
+    assert all(s.kind != "env" for s in loaded.sources.values())
