@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
+from .adaptation import ADAPTATION_CEL_RULES, AdaptationSpec, AdaptationStatus
 from .base import WireModel
 from .context import DeploymentContext, Overrides
 from .model_spec import ModelSpec
@@ -109,14 +110,6 @@ class ConfigMapSpec(WireModel):
         pattern=_ENV_PREFIX,
         description="Prefix of the env-style keys (PREFIX + MIN_TOKENS_PER_SECOND, ...); the "
         "default BITNET_ keeps legacy validation code working.",
-    )
-
-
-class AdaptationSpec(WireModel):
-    """Runtime adaptation from observed performance (reserved; see the adaptation docs)."""
-
-    enabled: bool = Field(
-        False, description="Move thresholds toward observed performance within bounds."
     )
 
 
@@ -246,6 +239,9 @@ class InferenceThresholdsStatus(WireModel):
         description="When the thresholds last changed (RFC 3339).",
         json_schema_extra={"format": "date-time"},
     )
+    adaptation: AdaptationStatus | None = Field(
+        None, description="Runtime adaptation: learned state and adapted thresholds."
+    )
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -256,6 +252,7 @@ class InferenceThresholdsStatus(WireModel):
 # implement the same rules for objects that bypassed an older CRD.
 CelRule = dict[str, Any]
 CEL_RULES: dict[str, list[CelRule]] = {
+    **ADAPTATION_CEL_RULES,
     "spec.model": [
         {
             "rule": "has(self.preset) || has(self.parametersBillion)",

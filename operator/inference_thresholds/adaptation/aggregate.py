@@ -1,0 +1,74 @@
+"""Exponentially decaying aggregate of one signal, with an explicit confidence.
+
+Like the Vertical Pod Autoscaler's recommender, older samples count less: a sample
+``halfLife`` old weighs half of a fresh one. Each new sample weighs 1, so the decayed
+total weight ``W`` approaches ``W_inf = 1 / (1 - 2^(-interval/halfLife))`` when samples
+arrive every interval forever. Confidence is ``min(1, W / W_inf)``: after a history of
+``t`` at a steady rate it equals ``1 - 2^(-t/halfLife)`` (0.5 after one half-life, 0.75
+after two); gaps (no traffic) let it fall again. It is shown in status next to the mean.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..api.adaptation import SignalState
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def decay(elapsed: float, half_life: float) -> float:
+    return float(2.0 ** (-max(0.0, elapsed) / half_life))
+
+
+def steady_weight(interval: float, half_life: float) -> float:
+    """The total weight one sample per interval converges to."""
+    return 1.0 / (1.0 - decay(interval, half_life))
+
+
+def confidence(weight: float, interval: float, half_life: float) -> float:
+    return min(1.0, weight / steady_weight(interval, half_life))
+
+
+def add_sample(
+    state: SignalState, value: float, now: float, *, interval: float, half_life: float
+) -> SignalState:
+    """Decay the aggregate to ``now`` and add ``value`` with weight 1 (West's update)."""
+    last = parse_time(state.last_sample_time)
+    k = 1.0 if last is None else decay(now - last, half_life)
+    old_w = state.weight * k
+    old_mean = state.mean if state.mean is not None else value
+    old_s = (state.variance or 0.0) * old_w  # sum of weighted squared deviations
+    new_w = old_w + 1.0
+    new_mean = old_mean + (value - old_mean) / new_w
+    new_s = old_s + (value - old_mean) * (value - new_mean)
+    return state.model_copy(
+        update={
+            "samples": state.samples + 1,
+            "weight": new_w,
+            "mean": new_mean,
+            "variance": max(0.0, new_s / new_w),
+            "last_value": value,
+            "first_sample_time": state.first_sample_time or rfc3339(now),
+            "last_sample_time": rfc3339(now),
+            "confidence": confidence(new_w, interval, half_life),
+        }
+    )
+
+
+def decayed_confidence(
+    state: SignalState, now: float, *, interval: float, half_life: float
+) -> float:
+    """Confidence as of ``now`` without a new sample (history ages while traffic is absent)."""
+    last = parse_time(state.last_sample_time)
+    if last is None:
+        return 0.0
+    return confidence(state.weight * decay(now - last, half_life), interval, half_life)

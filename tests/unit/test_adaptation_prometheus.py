@@ -1,0 +1,129 @@
+"""The Prometheus HTTP API client against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from inference_thresholds.adaptation.prometheus import (
+    PrometheusAuthError,
+    PrometheusClient,
+    PrometheusQueryError,
+    PrometheusResponseError,
+    PrometheusUnreachable,
+)
+
+TOKEN = "s3cr3t-token-value"
+
+
+class _Api(BaseHTTPRequestHandler):
+    answers: dict[str, tuple[int, Any]] = {}
+    seen: list[dict[str, Any]] = []
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        query = parse_qs(url.query).get("query", [""])[0]
+        type(self).seen.append(
+            {"path": url.path, "query": query, "auth": self.headers["Authorization"]}
+        )
+        code, body = type(self).answers.get(
+            query, (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        )
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[str]:
+    _Api.answers, _Api.seen = {}, []
+    server = HTTPServer(("127.0.0.1", 0), _Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _vector(*values: tuple[dict[str, str], str]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": m, "value": [1700000000.5, v]} for m, v in values],
+        },
+    }
+
+
+def test_parses_vector_and_scalar_values_from_strings(api: str) -> None:
+    _Api.answers = {
+        "up": (200, _vector(({"job": "a"}, "42.5"))),
+        "scalar(1)": (
+            200,
+            {"status": "success", "data": {"resultType": "scalar", "result": [1.0, "7"]}},
+        ),
+        "nan": (200, _vector(({}, "NaN"))),
+    }
+    client = PrometheusClient(api, bearer_token=TOKEN)
+    samples = client.query("up")
+    assert samples[0].labels == {"job": "a"} and samples[0].value == 42.5
+    assert client.query_value("scalar(1)") == 7.0
+    assert client.query_value("nan") is None  # 0/0: no traffic, no sample
+    assert client.query_value("empty") is None
+    assert _Api.seen[0]["path"] == "/api/v1/query"
+    assert _Api.seen[0]["auth"] == f"Bearer {TOKEN}"
+
+
+def test_errors_are_typed_and_never_leak_the_token(api: str) -> None:
+    _Api.answers = {
+        "bad(": (
+            400,
+            {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"},
+        ),
+        "secret": (401, b"unauthorized"),
+        "two": (200, _vector(({"pod": "a"}, "1"), ({"pod": "b"}, "2"))),
+        "junk": (200, b"<html>"),
+        "matrix": (200, {"status": "success", "data": {"resultType": "matrix", "result": []}}),
+    }
+    client = PrometheusClient(api, bearer_token=TOKEN)
+    with pytest.raises(PrometheusQueryError, match="bad_data: parse error") as bad:
+        client.query("bad(")
+    assert bad.value.reason == "QueryFailed"
+    with pytest.raises(PrometheusAuthError, match="bearerTokenSecretRef") as auth:
+        client.query("secret")
+    with pytest.raises(PrometheusResponseError, match="2 series"):
+        client.query_value("two")
+    with pytest.raises(PrometheusResponseError, match="not JSON"):
+        client.query("junk")
+    with pytest.raises(PrometheusResponseError, match="matrix"):
+        client.query("matrix")
+    for text in (repr(client), str(bad.value), str(auth.value)):
+        assert TOKEN not in text
+
+
+def test_unreachable_and_timeouts() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PrometheusUnreachable) as exc:
+        PrometheusClient(f"http://127.0.0.1:{port}", timeout=2).query("up")
+    assert exc.value.reason == "PrometheusUnreachable"
+    # a server that accepts but never answers
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(PrometheusUnreachable):
+            PrometheusClient(url, timeout=0.5).query("up")
