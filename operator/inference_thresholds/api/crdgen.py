@@ -69,6 +69,16 @@ def _unwrap(node: Schema, defs: Schema, path: str) -> Schema:
             return node
 
 
+def _materialise(node: Schema) -> Any:
+    """The value the apiserver's defaulting would produce for an empty object."""
+    out: Schema = {}
+    for name, prop in (node.get("properties") or {}).items():
+        if "default" in prop:
+            value = prop["default"]
+            out[name] = _materialise(prop) if value == {} and "properties" in prop else value
+    return out
+
+
 def _convert(node: Schema, defs: Schema, path: str, *, defaults: bool) -> Schema:
     node = _unwrap(node, defs, path)
     out: Schema = {}
@@ -102,7 +112,9 @@ def _convert(node: Schema, defs: Schema, path: str, *, defaults: bool) -> Schema
                     and not child.get("required")
                     and "default" not in child
                 ):
-                    child["default"] = {}
+                    # Materialised: the apiserver checks a default against CEL rules
+                    # before nested defaults apply, so {} alone can fail `self.enabled`.
+                    child["default"] = _materialise(child)
                 props[name] = child
             out["properties"] = props
         elif key == "items":

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         help="reconcile InferenceThresholds into ConfigMaps (one replica: standalone)",
         description="Run the operator. Exactly one replica may run (kopf standalone mode; "
         "deploy with replicas: 1 and strategy: Recreate). Flags win over the "
-        "INFERENCE_THRESHOLDS_* environment variables.",
+        "INFERENCE_THRESHOLDS_OPERATOR_* environment variables.",
     )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="NS",
         help="watch only this namespace (repeatable; glob patterns allowed); "
-        "env INFERENCE_THRESHOLDS_NAMESPACES=a,b",
+        "env INFERENCE_THRESHOLDS_OPERATOR_NAMESPACES=a,b",
     )
     scope.add_argument(
         "--all-namespaces", "-A", action="store_true", help="watch all namespaces (default)"
@@ -43,20 +43,22 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--policy",
         metavar="FILE",
-        help="engine policy YAML, reloaded when it changes; env INFERENCE_THRESHOLDS_POLICY",
+        help="engine policy YAML, reloaded when it changes; "
+        "env INFERENCE_THRESHOLDS_OPERATOR_POLICY",
     )
     run.add_argument(
         "--metrics-port",
         type=int,
         metavar="N",
         help="Prometheus /metrics port (0 picks one; default 8080); "
-        "env INFERENCE_THRESHOLDS_METRICS_PORT (or 'off')",
+        "env INFERENCE_THRESHOLDS_OPERATOR_METRICS_PORT (or 'off')",
     )
     run.add_argument(
         "--liveness-port",
         type=int,
         metavar="N",
-        help="/healthz port (default 8081); env INFERENCE_THRESHOLDS_LIVENESS_PORT (or 'off')",
+        help="/healthz port (default 8081); "
+        "env INFERENCE_THRESHOLDS_OPERATOR_LIVENESS_PORT (or 'off')",
     )
     run.add_argument(
         "--bind",

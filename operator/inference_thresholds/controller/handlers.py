@@ -28,7 +28,7 @@ from .. import engine
 from ..api.crd import GROUP, KIND, PLURAL, READY, VERSION, InferenceThresholdsStatus
 from .configmap import MANAGED_BY, MANAGED_BY_LABEL, Owner, desired_configmap, sync_configmap
 from .events import post
-from .kube import Kube, make_api_client
+from .kube import Kube, make_api_client, make_configuration
 from .metrics import OperatorMetrics
 from .node_index import NodeRecord, Selection, affected_by_node, node_record
 from .policy_source import PolicySource
@@ -129,6 +129,28 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         "inference-thresholds operator: namespaces=%s policy=%s",
         ",".join(config.namespaces) or "(all)",
         config.policy_path or "(built-in)",
+    )
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches use the same credentials as our writes (--kubeconfig honoured)."""
+    cfg = make_configuration(current().kubeconfig)
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, token = [*header.split(" ", 1), ""][:2] if header else (None, None)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        trust_env=settings.networking.trust_env,
     )
 
 

@@ -8,6 +8,7 @@ TLS, tokens and kubeconfig handling stay the kubernetes package's job.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -22,20 +23,26 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 
-def make_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
-    """An ApiClient from the kubeconfig (file, $KUBECONFIG, ~/.kube) or the in-cluster SA."""
+def make_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
+    """Client settings: the given kubeconfig, else the in-cluster service account, else
+    $KUBECONFIG / ~/.kube/config (read now, not at import time)."""
     configuration = k8s.Configuration()
-    try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
-        )
-    except k8s_config.ConfigException:
-        if kubeconfig:
-            raise
-        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    return k8s.ApiClient(configuration)
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+            return configuration
+        except k8s_config.ConfigException:
+            kubeconfig = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
+    return configuration
+
+
+def make_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
+    return k8s.ApiClient(make_configuration(kubeconfig))
 
 
 class Kube:

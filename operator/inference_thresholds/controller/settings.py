@@ -16,7 +16,7 @@ from typing import Any
 
 PREFIX = "thresholds.inference.dev"
 FINALIZER = f"{PREFIX}/finalizer"
-ENV_PREFIX = "INFERENCE_THRESHOLDS_"
+ENV_PREFIX = "INFERENCE_THRESHOLDS_OPERATOR_"
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
