@@ -22,6 +22,7 @@ from kubernetes.client import ApiException
 
 from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.admission import load_policy
+from inference_thresholds_agent.kube_rest import NodeApiError, RestNodeApi, from_kubeconfig
 from inference_thresholds_agent.labels import PREFIX
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import KubernetesNodeApi, publish
@@ -36,6 +37,7 @@ class Setup:
     node_b: str
     agent: Any  # ApiClient authenticated with the token bound to a pod on node A
     admin: Any
+    token: str
 
 
 def _apply(kube: ClusterAccess, documents: list[dict[str, Any]]) -> None:
@@ -127,7 +129,7 @@ def setup(kube: ClusterAccess, namespace: str) -> Iterator[Setup]:
             kube.eventually(enforced, timeout=60, what="RBAC and admission policy in effect")
         except TimeoutError as exc:
             raise AssertionError(f"{exc}: {last}") from None
-        yield Setup(namespace, node_a, node_b, agent, admin)
+        yield Setup(namespace, node_a, node_b, agent, admin, token)
     _delete(kube, policy + rbac[1:])
     core = client.CoreV1Api
     with kube.api_client() as admin:
@@ -203,3 +205,15 @@ def test_token_without_node_claim_is_denied(kube: ClusterAccess, setup: Setup) -
             unbound, setup.node_a, {"metadata": {"labels": {PREFIX + "gpu.count": "1"}}}
         )
     assert "only the Node its pod runs on" in message
+
+
+def test_the_agents_own_http_client_with_the_bound_token(kube: ClusterAccess, setup: Setup) -> None:
+    """What the DaemonSet runs: kube_rest.RestNodeApi with the pod's projected token."""
+    api = RestNodeApi(from_kubeconfig(kube.kubeconfig, token=setup.token))
+    profile = detect_profile()
+    assert publish(api, setup.node_a, profile).written
+    assert not publish(api, setup.node_a, profile).written
+    with pytest.raises(NodeApiError) as raised:
+        publish(api, setup.node_b, profile)
+    assert raised.value.status == 422
+    assert "only the Node its pod runs on" in str(raised.value)

@@ -119,15 +119,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         from inference_thresholds_agent.agent import Agent, serve_http
+        from inference_thresholds_agent.kube_rest import connect
         from inference_thresholds_agent.profile import Detector, Scope
-        from inference_thresholds_agent.publisher import KubernetesNodeApi
     except ImportError as exc:
         raise CliError(
             f"the node agent needs its extra ({exc}); install inference-thresholds[agent]"
         ) from exc
 
     try:
-        api = KubernetesNodeApi.from_config(args.kubeconfig)
+        api = connect(args.kubeconfig)
     except Exception as exc:  # kubeconfig errors come in many exception types
         raise CliError(f"cannot load Kubernetes credentials: {exc}") from exc
     detector = Detector(args.root, probe_bandwidth=args.probe_bandwidth, scope=Scope.NODE)
