@@ -86,7 +86,6 @@ def test_restart_makes_zero_writes(
             )
 
         eventually(reconciled_all, what="restarted operator reconciled every CR")
-        # One more full pass for good measure: nudge nothing, just wait for the counter.
         after = _snapshot(cluster, namespace)
         assert after == before, "a restart must not write CRs, ConfigMaps or Events"
         assert (

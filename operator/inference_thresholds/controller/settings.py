@@ -109,6 +109,8 @@ def apply_kopf_settings(settings: Any) -> None:
     # Events come from explicit decisions only; log lines stay in the log.
     settings.posting.enabled = True
     settings.posting.level = logging.CRITICAL
+    settings.posting.reporting_component = "inference-thresholds-operator"
+    settings.posting.event_name_prefix = "inference-thresholds-"
     settings.peering.standalone = True
     # Bounded retries with backoff for unexpected handler errors (never a hot loop).
     settings.execution.max_workers = 4
