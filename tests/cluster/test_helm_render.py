@@ -192,6 +192,25 @@ def test_rbac_grants_no_secrets_and_no_wildcards(helm: Helm) -> None:
                 ), obj
 
 
+def test_read_secrets_grants_get_by_name_only_where_crs_are_served(helm: Helm) -> None:
+    for values, kind in (
+        ({"operator": {"readSecrets": True}}, "ClusterRole"),
+        ({"operator": {"readSecrets": True, "watchNamespaces": ["team-a"]}}, "Role"),
+    ):
+        objects = helm.objects(values)
+        rules = [
+            rule
+            for obj in objects
+            if obj["kind"] in ("ClusterRole", "Role")
+            for rule in obj["rules"]
+            if "secrets" in rule["resources"]
+        ]
+        assert [r["verbs"] for r in rules] == [["get"]]
+        holder = [o for o in objects if o["kind"] in ("ClusterRole", "Role") and any(
+            "secrets" in r["resources"] for r in o["rules"])]  # fmt: skip
+        assert [h["kind"] for h in holder] == [kind]
+
+
 BAD_VALUES = [
     ({"operatr": {"enabled": False}}, "additional properties 'operatr' not allowed"),
     ({"agent": {"interval": 1}}, "/agent/interval"),

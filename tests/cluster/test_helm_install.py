@@ -1,0 +1,486 @@
+"""The chart against a real kube-apiserver: dry-run, install, the operator and the agent
+running with exactly the chart's service accounts and RBAC, upgrade and uninstall.
+
+There is no kubelet here: the chart's workloads are created (the ReplicaSet controller makes
+the operator's Pod, which Pod Security "restricted" admits) but never run. Instead the tests
+run the real CLI as local processes with the container args the chart renders, authenticated
+with TokenRequest tokens of the chart's ServiceAccounts (the agent's bound to a Pod made from
+the DaemonSet's template on a Node, as the kubelet would have it).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helm_support import (
+    ALL_ON_VALUES,
+    CHART,
+    MONITORING_CRDS,
+    ROOT,
+    Helm,
+    find,
+    kubectl_path,
+    make_helm,
+)
+from kubernetes import client
+from kubernetes.client import ApiException
+from operator_harness import A100_LABELS, Cluster, free_port
+
+from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.engine import load_policy
+
+pytestmark = pytest.mark.helm
+
+CRD_NAME = "inferencethresholds.thresholds.inference.dev"
+CLI = str(Path(sys.executable).parent / "inference-thresholds")
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return make_helm(tmp_path_factory)
+
+
+def kubectl(
+    kube: ClusterAccess, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """kubectl v1.35 (the control plane's minor) against the test cluster."""
+    argv = [kubectl_path(), f"--kubeconfig={kube.kubeconfig}", *args]
+    result = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def token_kubeconfig(kube: ClusterAccess, token: str, path: Path) -> Path:
+    """The admin kubeconfig's server and CA with a bearer token instead of the client cert."""
+    admin = yaml.safe_load(kube.kubeconfig.read_text())
+    cluster = admin["clusters"][0]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return path
+
+
+def forbidden(call: Any) -> ApiException:
+    with pytest.raises(ApiException) as raised:
+        call()
+    assert raised.value.status == 403, raised.value.body
+    return raised.value
+
+
+def denied_by_policy(call: Any) -> str:
+    """Refused by the chart's ValidatingAdmissionPolicy (422 Invalid: the policy sets no
+    reason); returns the message."""
+    with pytest.raises(ApiException) as raised:
+        call()
+    assert raised.value.status in (403, 422), raised.value.body
+    message = str(json.loads(raised.value.body or "{}").get("message", ""))
+    assert "ValidatingAdmissionPolicy" in message, message
+    return message
+
+
+# --- server-side dry-run ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(kube: ClusterAccess) -> Iterator[None]:
+    """Stand-in ServiceMonitor/PrometheusRule CRDs (see the fixture file's header)."""
+    kubectl(kube, "apply", "--server-side", "-f", str(MONITORING_CRDS))
+    kubectl(kube, "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com")  # fmt: skip
+    yield
+    kubectl(kube, "delete", "--ignore-not-found", "--wait=false", "-f", str(MONITORING_CRDS))
+
+
+@pytest.mark.parametrize("case", ["defaults", "all-on", "watch-namespaces"])
+def test_rendered_manifests_pass_server_side_dry_run(
+    kube: ClusterAccess, helm: Helm, namespace: str, monitoring_crds: None, case: str
+) -> None:
+    values = {
+        "defaults": {},
+        "all-on": ALL_ON_VALUES,
+        "watch-namespaces": {"operator": {"watchNamespaces": [namespace, "default"]}},
+    }[case]
+    manifest = helm.template(values, release=f"dry-{case}", namespace=namespace)
+    documents = [d for d in yaml.safe_load_all(manifest) if d]
+    result = kubectl(
+        kube, "apply", "--dry-run=server", "--validate=strict", "-f", "-", input=manifest
+    )
+    accepted = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
+    assert len(accepted) == len(documents), result.stdout + result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+
+
+# --- install ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    objects: list[dict[str, Any]]
+
+    def pod_spec(self, kind: str) -> dict[str, Any]:
+        spec: dict[str, Any] = find(self.objects, kind)["spec"]["template"]["spec"]
+        return spec
+
+    def service_account(self, suffix: str) -> str:
+        name: str = find(self.objects, "ServiceAccount", suffix)["metadata"]["name"]
+        return name
+
+
+def _install(kube: ClusterAccess, helm: Helm, name: str, namespace: str, *args: str) -> Release:
+    helm.run("install", name, str(CHART), "--namespace", namespace, *args,
+             kubeconfig=kube.kubeconfig)  # fmt: skip
+    manifest = helm.run("get", "manifest", name, "--namespace", namespace,
+                        kubeconfig=kube.kubeconfig).stdout  # fmt: skip
+    return Release(name, namespace, [d for d in yaml.safe_load_all(manifest) if d])
+
+
+@pytest.fixture(scope="module")
+def release(kube: ClusterAccess, helm: Helm) -> Iterator[Release]:
+    """The chart with default values, in a namespace enforcing Pod Security "restricted"."""
+    with kube.temporary_namespace("helm") as namespace:
+        kubectl(kube, "label", "namespace", namespace, *[f"{k}={v}" for k, v in RESTRICTED.items()])
+        name = f"it-{namespace[-8:]}"
+        installed = _install(kube, helm, name, namespace)
+        yield installed
+        helm.run("uninstall", name, "--namespace", namespace, kubeconfig=kube.kubeconfig,
+                 check=False)  # fmt: skip
+
+
+def test_install_establishes_the_crd_and_creates_every_object(
+    kube: ClusterAccess, release: Release
+) -> None:
+    established = kubectl(
+        kube, "get", "crd", CRD_NAME,
+        "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+    ).stdout  # fmt: skip
+    assert established == "True"
+    listed = kubectl(kube, "get", "-f", "-", "-o", "name",
+                     input=yaml.safe_dump_all(release.objects)).stdout.split()  # fmt: skip
+    assert len(listed) == len(release.objects), listed
+    kinds = {o["kind"] for o in release.objects}
+    assert {"ClusterRole", "ClusterRoleBinding", "ServiceAccount",
+            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds  # fmt: skip
+
+
+def test_operator_pod_is_admitted_under_pod_security_restricted(
+    kube: ClusterAccess, release: Release
+) -> None:
+    """The ReplicaSet controller creates the Pod; PodSecurity would refuse a non-compliant one."""
+    with kube.api_client() as api:
+        core = client.CoreV1Api(api)
+        selector = "app.kubernetes.io/component=operator,app.kubernetes.io/instance=" + release.name
+
+        def created() -> list[Any]:
+            return list(core.list_namespaced_pod(release.namespace, label_selector=selector).items)
+
+        (pod,) = kube.eventually(created, timeout=60, what="operator Pod created")
+        assert pod.spec.service_account_name == release.service_account("-operator")
+        events = core.list_namespaced_event(release.namespace).items
+        refused = [e.message for e in events if e.reason == "FailedCreate"]
+        assert not refused, refused
+
+
+def test_example_and_notes_resources_are_accepted(
+    kube: ClusterAccess, helm: Helm, release: Release
+) -> None:
+    crs = [
+        doc
+        for path in sorted((ROOT / "examples").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["kind"] == "InferenceThresholds"
+    ]
+    notes = helm.run("get", "notes", release.name, "--namespace", release.namespace,
+                     kubeconfig=kube.kubeconfig).stdout  # fmt: skip
+    # The example NOTES.txt tells the user to apply.
+    block = notes.split("cat <<'YAML' | kubectl apply -f -\n", 1)[1].split("     YAML\n", 1)[0]
+    crs.append(yaml.safe_load("\n".join(line[5:] for line in block.splitlines())))
+    assert len(crs) >= 2
+    for doc in crs:
+        doc = copy.deepcopy(doc)
+        doc["metadata"]["namespace"] = release.namespace
+        kubectl(kube, "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                input=yaml.safe_dump(doc))  # fmt: skip
+
+
+# --- the operator with the chart's service account ------------------------------------------
+
+
+def _operator_argv(release: Release, kubeconfig: Path, metrics: int, liveness: int) -> list[str]:
+    (container,) = release.pod_spec("Deployment")["containers"]
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics}"
+        elif arg.startswith("--liveness-port="):
+            arg = f"--liveness-port={liveness}"
+        args.append(arg)
+    return [CLI, *args, f"--kubeconfig={kubeconfig}", "--bind=127.0.0.1"]
+
+
+@contextlib.contextmanager
+def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_operator_reconciles_with_exactly_the_chart_permissions(
+    kube: ClusterAccess, release: Release, tmp_path: Path
+) -> None:
+    sa = release.service_account("-operator")
+    token = kube.service_account_token(release.namespace, sa)
+    kubeconfig = token_kubeconfig(kube, token, tmp_path / "operator.kubeconfig")
+    kube.eventually(
+        lambda: kubectl(kube, "auth", "can-i", "watch", f"{CRD_NAME}", "--all-namespaces",
+                        f"--kubeconfig={kubeconfig}", check=False).stdout.strip() == "yes",
+        timeout=30, what="the chart's RBAC in effect for the operator token",
+    )  # fmt: skip
+    metrics, liveness = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env.update(POD_NAMESPACE=release.namespace, INFERENCE_THRESHOLDS_DEBOUNCE_SECONDS="0.2",
+               INFERENCE_THRESHOLDS_RETRY_SECONDS="1")  # fmt: skip
+    log = tmp_path / "operator.log"
+    suffix = uuid.uuid4().hex[:6]
+    node, cr, cm = f"helm-gpu-{suffix}", f"helm-{suffix}", f"helm-{suffix}-thresholds"
+    cluster = Cluster(kube)
+    try:
+        cluster.create_node(node, {**A100_LABELS, "helm-test": suffix})
+        argv = _operator_argv(release, kubeconfig, metrics, liveness)
+        with running(argv, log, env) as proc:
+
+            def healthy() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError(f"operator exited {proc.returncode}:\n{log.read_text()}")
+                try:
+                    url = f"http://127.0.0.1:{liveness}/healthz"
+                    with urllib.request.urlopen(url, timeout=2) as resp:
+                        return bool(resp.status == 200)
+                except OSError:
+                    return False
+
+            kube.eventually(healthy, timeout=60, what="operator /healthz")
+            cluster.create_cr(release.namespace, cr, {
+                "nodeSelector": {"matchLabels": {"helm-test": suffix}},
+                "model": {"preset": "llama-3.1-8b", "runtime": "vllm"},
+                "context": {"environment": "production"},
+            })  # fmt: skip
+            done = cluster.await_condition(release.namespace, cr, "Ready", "True", timeout=60)
+            assert done["status"]["nodesMatched"] == 1
+            configmap = cluster.cm(release.namespace, cm)
+            owners = configmap["metadata"]["ownerReferences"]
+            assert [o["name"] for o in owners] == [cr]
+            assert configmap["data"]["BITNET_MIN_TOKENS_PER_SECOND"]
+            assert cluster.event_reasons(release.namespace, cr), "no decision Events posted"
+
+            # Outside the chart's grants the same token gets 403s.
+            with kube.api_client(token=token) as api:
+                core = client.CoreV1Api(api)
+                forbidden(lambda: core.delete_node(node))
+                forbidden(lambda: core.patch_node(node, {"metadata": {"labels": {"x": "y"}}}))
+                forbidden(lambda: core.list_namespaced_secret(release.namespace))
+                forbidden(lambda: core.list_secret_for_all_namespaces())
+                forbidden(lambda: core.delete_namespaced_config_map(cm, release.namespace))
+                forbidden(lambda: core.create_namespaced_pod(release.namespace, {
+                    "metadata": {"name": "x"},
+                    "spec": {"containers": [{"name": "x", "image": "x"}]},
+                }))  # fmt: skip
+                rbac = client.RbacAuthorizationV1Api(api)
+                forbidden(lambda: rbac.create_cluster_role_binding({
+                    "metadata": {"name": f"escalate-{suffix}"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "cluster-admin"},
+                    "subjects": [{"kind": "ServiceAccount", "name": sa,
+                                  "namespace": release.namespace}],
+                }))  # fmt: skip
+
+            cluster.delete_cr(release.namespace, cr)  # while running: kopf drops its finalizer
+            kube.eventually(lambda: cluster.get_cr(release.namespace, cr) is None, timeout=30,
+                            what="CR deleted")  # fmt: skip
+        text = log.read_text(errors="replace")
+        # Nothing the operator (or kopf) tried was refused: the grants are sufficient.
+        for refusal in ("Forbidden", "403", "Not enough permissions"):
+            assert refusal not in text, f"'{refusal}' in the operator log:\n{text[-4000:]}"
+    finally:
+        cluster.delete_node(node)
+        cluster.close()
+
+
+# --- the node agent with the chart's service account -----------------------------------------
+
+
+def test_agent_labels_its_own_node_and_nothing_else(
+    kube: ClusterAccess, release: Release, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    node_a, node_b, pod_name = f"helm-a-{suffix}", f"helm-b-{suffix}", f"agent-{suffix}"
+    cluster = Cluster(kube)
+    try:
+        cluster.create_node(node_a, {"team": "ml"})
+        cluster.create_node(node_b, {"team": "ml"})
+        # The DaemonSet's Pod on node A, as its controller and the scheduler would make it.
+        spec = copy.deepcopy(release.pod_spec("DaemonSet"))
+        spec["nodeName"] = node_a
+        cluster.core.create_namespaced_pod(
+            release.namespace,
+            {"metadata": {"name": pod_name}, "spec": spec},  # type: ignore[arg-type]
+        )  # admitted by PodSecurity "restricted" in this namespace
+        sa = release.service_account("-node-agent")
+        token = kube.service_account_token(release.namespace, sa, pod=pod_name)
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert claims["kubernetes.io"]["node"]["name"] == node_a
+        kubeconfig = token_kubeconfig(kube, token, tmp_path / "agent.kubeconfig")
+
+        with kube.api_client(token=token) as api:
+            core = client.CoreV1Api(api)
+            probe = {"metadata": {"labels": {"example.com/probe": "x"}}}
+
+            def policy_enforced() -> bool:
+                try:
+                    core.patch_node(node_a, probe, dry_run="All")
+                except ApiException as exc:
+                    return exc.status in (403, 422) and "ValidatingAdmissionPolicy" in str(exc.body)
+                return False
+
+            kube.eventually(policy_enforced, timeout=60, what="the chart's admission policy")
+
+            (container,) = spec["containers"]
+            args = [a.replace("$(NODE_NAME)", node_a) for a in container["args"]]
+            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+            env["NODE_NAME"] = node_a
+            result = subprocess.run(
+                [CLI, *args, "--once", f"--kubeconfig={kubeconfig}"],
+                capture_output=True, text=True, env=env, timeout=120,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stdout + result.stderr
+            labels = cluster.core.read_node(node_a).metadata.labels
+            ours = {k for k in labels if k.startswith("hw.inference.dev/")}
+            assert "hw.inference.dev/cpu.logical-cores" in ours or len(ours) >= 3, labels
+            assert labels["team"] == "ml"
+
+            # The token can touch neither another Node nor anyone else's keys, nor delete.
+            other = {"metadata": {"labels": {"hw.inference.dev/cpu.usable-cores": "999"}}}
+            message = denied_by_policy(lambda: core.patch_node(node_b, other))
+            assert "only the Node its pod runs on" in message
+            message = denied_by_policy(
+                lambda: core.patch_node(node_a, {"metadata": {"labels": {"team": "x"}}})
+            )
+            assert "only hw.inference.dev/ labels" in message
+            forbidden(lambda: core.delete_node(node_a))
+            forbidden(lambda: core.list_node())
+            forbidden(lambda: core.list_namespaced_secret(release.namespace))
+    finally:
+        with contextlib.suppress(ApiException):
+            cluster.core.delete_namespaced_pod(pod_name, release.namespace, grace_period_seconds=0)
+        cluster.delete_node(node_a)
+        cluster.delete_node(node_b)
+        cluster.close()
+
+
+# --- upgrade and uninstall -------------------------------------------------------------------
+
+
+def test_upgrade_then_uninstall_keeps_the_crd_and_custom_resources(
+    kube: ClusterAccess, helm: Helm, namespace: str
+) -> None:
+    name = f"up-{namespace[-8:]}"
+    first = _install(kube, helm, name, namespace)
+    assert find(first.objects, "DaemonSet")  # sanity
+    cluster = Cluster(kube)
+    try:
+        cluster.create_cr(namespace, "kept", {"model": {"preset": "llama-3.1-8b"}})
+        values = helm.values_file(
+            {"agent": {"interval": 120}, "operator": {"policy": {"maxFloor": 0.85}}}
+        )
+        helm.run("upgrade", name, str(CHART), "--namespace", namespace, "-f", str(values),
+                 kubeconfig=kube.kubeconfig)  # fmt: skip
+        status = json.loads(helm.run("status", name, "--namespace", namespace, "-o", "json",
+                                     kubeconfig=kube.kubeconfig).stdout)  # fmt: skip
+        assert status["version"] == 2 and status["info"]["status"] == "deployed"
+
+        ds = json.loads(
+            kubectl(
+                kube,
+                "get",
+                "daemonset",
+                "-n",
+                namespace,
+                "-o",
+                "json",
+                "-l",
+                f"app.kubernetes.io/instance={name}",
+            ).stdout
+        )["items"][0]
+        assert "--interval=120" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
+        policy_cm = cluster.cm(namespace, f"{name}-inference-thresholds-operator-policy")
+        policy_file = Path(helm.workdir / f"{name}-policy.yaml")
+        policy_file.write_text(policy_cm["data"]["policy.yaml"])
+        assert load_policy(policy_file).max_floor == 0.85  # the engine reads what the chart wrote
+        deploy = json.loads(
+            kubectl(
+                kube,
+                "get",
+                "deployment",
+                "-n",
+                namespace,
+                "-o",
+                "json",
+                "-l",
+                f"app.kubernetes.io/instance={name}",
+            ).stdout
+        )["items"][0]
+        args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert any(a.startswith("--policy=") for a in args)
+
+        helm.run("uninstall", name, "--namespace", namespace, kubeconfig=kube.kubeconfig)
+        left = kubectl(kube, "get", "-f", "-", "--ignore-not-found", "-o", "name",
+                       input=yaml.safe_dump_all(first.objects)).stdout  # fmt: skip
+        assert not left.strip(), f"left behind by helm uninstall: {left}"
+        assert not cluster.configmap(namespace, f"{name}-inference-thresholds-operator-policy")
+        # Helm's CRD policy: crds/ is installed once and never deleted, so custom
+        # resources (and the ConfigMaps they own) survive an uninstall.
+        kubectl(kube, "get", "crd", CRD_NAME)
+        kept = cluster.cr(namespace, "kept")
+        assert kept["spec"]["model"]["preset"] == "llama-3.1-8b"
+    finally:
+        with contextlib.suppress(ApiException):
+            cluster.delete_cr(namespace, "kept")
+        cluster.close()
