@@ -142,6 +142,25 @@ class PynvmlBackend:
         )
 
 
+class NoNvml:
+    """A host without the NVIDIA driver (tests on synthetic roots use it)."""
+
+    def init(self) -> None:
+        raise NvmlError("no NVIDIA driver (NoNvml)", library_missing=True)
+
+    def shutdown(self) -> None:
+        pass
+
+    def driver_version(self) -> str | None:
+        return None
+
+    def device_count(self) -> int:
+        return 0
+
+    def device(self, index: int) -> NvmlDeviceReading:
+        raise NvmlError(f"device {index}: no NVIDIA driver")
+
+
 @dataclass
 class RecordedNvml:
     """Replays a JSON recording of NVML answers (tests/fixtures/hosts/*/nvml.json).

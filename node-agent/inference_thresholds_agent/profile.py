@@ -13,7 +13,7 @@ from inference_thresholds.api import CpuInfo, HardwareProfile, MemoryInfo
 from .cgroups import read_cgroup_cpu
 from .cpu import read_cpu
 from .memory import MemoryFacts, read_memory
-from .nvidia import GpuState, NvmlBackend, NvmlError, PynvmlBackend, RecordedNvml, detect_nvidia
+from .nvidia import GpuState, NvmlBackend, PynvmlBackend, RecordedNvml, detect_nvidia
 from .pci import scan_pci
 from .sources import HostFiles
 
@@ -27,25 +27,6 @@ class Scope(StrEnum):
     NODE = "node"
 
 
-class NoNvml:
-    """NVML for a root with no recording: behaves like a host without the driver."""
-
-    def init(self) -> None:
-        raise NvmlError("no NVML recording under this root", library_missing=True)
-
-    def shutdown(self) -> None:
-        pass
-
-    def driver_version(self) -> str | None:
-        return None
-
-    def device_count(self) -> int:
-        return 0
-
-    def device(self, index: int) -> object:  # pragma: no cover - init always fails
-        raise NvmlError("no devices")
-
-
 @dataclass
 class Detection:
     profile: HardwareProfile
@@ -56,13 +37,15 @@ class Detection:
 
 
 def default_nvml(root: str | os.PathLike[str]) -> NvmlBackend:
-    """The live driver for '/', a recording for a snapshot root, else 'no driver'."""
-    if Path(root).resolve() == Path("/"):
-        return PynvmlBackend()
+    """A snapshot's recording when ``root/nvml.json`` exists, else the live driver.
+
+    Snapshots written by ``detect --record`` always carry nvml.json, so a host mount
+    such as ``--root /host`` in the DaemonSet talks to the real driver.
+    """
     recording = Path(root) / NVML_RECORDING
     if recording.is_file():
         return RecordedNvml.load(recording)
-    return NoNvml()  # type: ignore[return-value]
+    return PynvmlBackend()
 
 
 class Detector:

@@ -16,7 +16,7 @@ from inference_thresholds_agent.memory import (
     read_memory,
     round_significant,
 )
-from inference_thresholds_agent.nvidia import GpuState
+from inference_thresholds_agent.nvidia import GpuState, NoNvml
 from inference_thresholds_agent.pci import scan_pci
 from inference_thresholds_agent.profile import Detector, Scope, detect_profile
 from inference_thresholds_agent.sources import HostFiles, parse_cpu_list
@@ -103,9 +103,9 @@ def test_cpuset_limits_when_it_is_tighter_than_the_quota(tmp_path: Path) -> None
     (cg / "cgroup.controllers").write_text("cpu cpuset\n")
     (cg / "cpu.max").write_text("max 100000\n")
     (cg / "cpuset.cpus.effective").write_text("2-4\n")
-    assert detect_profile(tmp_path).cpu.usable_cores == 3.0
+    assert Detector(tmp_path, nvml=NoNvml()).run().profile.cpu.usable_cores == 3.0
     (cg / "cpu.max").write_text("50000 100000\n")
-    assert detect_profile(tmp_path).cpu.usable_cores == 0.5
+    assert Detector(tmp_path, nvml=NoNvml()).run().profile.cpu.usable_cores == 0.5
 
 
 def test_node_scope_ignores_the_agents_own_cgroup() -> None:
@@ -137,7 +137,7 @@ def test_smbios_more_dimms_than_channels_is_capped_by_the_cpu_table(tmp_path: Pa
         raw = (entries / "17-0/raw").read_bytes()
         (entries / f"17-{i + 100}").mkdir()
         (entries / f"17-{i + 100}/raw").write_bytes(raw)
-    p = detect_profile(root)
+    p = detect_profile(root)  # the copy carries nvml.json: no live driver is asked
     assert p.memory.bandwidth_gbps == 614.0  # 2 sockets x 8 channels x DDR5-4800, not 32 DIMMs
     assert "capped by" in (p.memory.bandwidth_rule or "")
 
@@ -245,7 +245,7 @@ def test_mi250x_pci_function_is_half_a_package(tmp_path: Path) -> None:
 
 
 def test_empty_root_gives_an_empty_but_valid_profile(tmp_path: Path) -> None:
-    detection = Detector(tmp_path).run()
+    detection = Detector(tmp_path, nvml=NoNvml()).run()
     assert detection.gpu_state is GpuState.ABSENT
     assert detection.profile.cpu.logical_cores is None
     assert detection.profile.memory.total_mib is None

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         default="/",
         metavar="DIR",
         help="read /proc and /sys under DIR (a host mount or a recorded snapshot); "
-        "under a snapshot, DIR/nvml.json replays an NVML recording",
+        "when DIR/nvml.json exists it replays that NVML recording instead of the driver",
     )
     detect.add_argument(
         "--probe-bandwidth",
