@@ -52,8 +52,16 @@ def eventually(check: Callable[[], T | None], *, timeout: float = 30.0, what: st
 class OperatorProcess:
     """``inference-thresholds operator run`` against the test cluster, as a subprocess."""
 
-    def __init__(self, kube: ClusterAccess, workdir: Path, *, policy: Path | None = None) -> None:
+    def __init__(
+        self,
+        kube: ClusterAccess,
+        workdir: Path,
+        *,
+        policy: Path | None = None,
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
         self.kube = kube
+        self.namespaces = namespaces
         self.workdir = workdir
         self.policy = policy
         self.proc: subprocess.Popen[bytes] | None = None
@@ -71,7 +79,7 @@ class OperatorProcess:
             str(Path(sys.executable).parent / "inference-thresholds"),
             "operator",
             "run",
-            "--all-namespaces",
+            *([f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]),
             f"--kubeconfig={self.kube.kubeconfig}",
             f"--metrics-port={self.metrics_port}",
             f"--liveness-port={self.liveness_port}",

@@ -181,3 +181,32 @@ def test_configmap_write_conflict_is_retried(
     cm = cluster.cm(namespace, "race-thresholds")
     assert cm["data"] == second["data"]
     assert cm["metadata"]["annotations"]["racer"] == "2", "the other writer's change survived"
+
+
+def test_namespace_restricted_operator_leaves_other_namespaces_alone(
+    kube: ClusterAccess, cluster: Cluster, tmp_path: Path
+) -> None:
+    pool = unique("nsr")
+    cluster.create_node(f"{pool}-n", {"test.inference.dev/pool": pool})
+    spec = {"nodeSelector": _selector(pool), "model": LLAMA}
+    with kube.temporary_namespace("mine") as mine, kube.temporary_namespace("theirs") as theirs:
+        op = OperatorProcess(kube, tmp_path, namespaces=(mine,))
+        try:
+            cluster.create_cr(theirs, "ignored", spec)
+            op.start()
+            cluster.create_cr(mine, "served", spec)
+            cluster.await_condition(mine, "served")
+            # Nodes are cluster-scoped, yet a namespaced operator still sees them.
+            assert cluster.cr(mine, "served")["status"]["nodesMatched"] == 1
+            eventually(
+                lambda: op.metric(
+                    "inference_thresholds_nodes_matched", namespace=mine, name="served"
+                ),
+                what="served CR exported",
+            )
+            ignored = cluster.cr(theirs, "ignored")
+            assert "status" not in ignored and not ignored["metadata"].get("finalizers")
+            assert cluster.configmap(theirs, "ignored-thresholds") is None
+        finally:
+            op.stop()
+            cluster.delete_node(f"{pool}-n")
