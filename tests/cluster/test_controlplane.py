@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inference_thresholds.devcluster.access import ClusterAccess
 from kubernetes import client
 from kubernetes.client import ApiException
+
+from inference_thresholds.devcluster.access import ClusterAccess
 
 GROUP = "controlplane.test.inference.dev"
 PLURAL = "widgets"

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds.devcluster.binaries import ENV_DIR, locate
 
