@@ -60,6 +60,8 @@ class Runtime:
     # it to the daemon's body yet when the next reconcile starts.
     written: dict[tuple[str, str, str], InferenceThresholdsStatus] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # CRs whose reconcile is running: their recorded selection may be about to change.
+    in_flight: set[CrKey] = field(default_factory=set)
     closers: list[Any] = field(default_factory=list)
 
     def trigger(self, key: CrKey) -> asyncio.Event:
@@ -197,7 +199,11 @@ def node_changed(name: str, type: str, memo: Any, **kwargs: Any) -> None:
     record = None
     if type != "DELETED":
         record = next(iter(node_hardware.get(name, ())), None)
-    for key in affected_by_node(rt.selections, name, record):
+    affected = affected_by_node(rt.selections, name, record)
+    # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
+    # change under a selector we have not recorded yet: give it one more pass.
+    affected |= rt.in_flight | {k for k in rt.triggers if k not in rt.selections}
+    for key in affected:
         rt.kick(key)
 
 
@@ -350,6 +356,7 @@ async def reconciler(
                 break
             trigger.clear()
             started = time.monotonic()
+            rt.in_flight.add(key)
             try:
                 ok = await reconcile_once(rt, body, _node_snapshot(node_hardware), logger)
                 failures = 0 if ok else failures + 1
@@ -365,6 +372,7 @@ async def reconciler(
                     post(body, [DecisionEvent("Warning", "ReconcileError", message)])
                     last_error = message
             finally:
+                rt.in_flight.discard(key)
                 rt.metrics.duration.observe(time.monotonic() - started)
     finally:
         rt.forget(key, trigger)
