@@ -137,7 +137,10 @@ class Agent:
             if detection.gpu_state is GpuState.PENDING:
                 self.metrics.errors.labels("gpu").inc()
                 self._gpu_retries += 1
-                log.warning("GPU detection pending: %s", "; ".join(detection.notes[-1:]))
+                # Loud on the first miss and every 10th, not on every retry.
+                level = logging.WARNING if self._gpu_retries % 10 == 1 else logging.DEBUG
+                log.log(level, "GPU detection pending (try %d): %s", self._gpu_retries,
+                        "; ".join(detection.notes[-1:]))  # fmt: skip
             else:
                 self._gpu_retries = 0
 
@@ -155,7 +158,14 @@ class Agent:
             self._error_retries = 0
             if result.written:
                 self.metrics.writes.inc()
-                log.info("node %s updated: %s", self.node_name, sorted(result.patch["metadata"]))
+                changed = result.patch["metadata"].get("labels", {})
+                log.info(
+                    "node %s updated: %d label(s) set, %d removed%s",
+                    self.node_name,
+                    sum(v is not None for v in changed.values()),
+                    sum(v is None for v in changed.values()),
+                    ", profile annotation" if "annotations" in result.patch["metadata"] else "",
+                )
             self.metrics.labels.set(result.owned_labels)
             self.last_success_at = self.clock()
             self.metrics.last_success.set(self.last_success_at)
