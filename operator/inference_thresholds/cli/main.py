@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Module names under inference_thresholds.cli, in help order.
-SUBCOMMAND_MODULES = ("engine_cmds", "agent_cmds", "operator_cmds", "client_cmds", "devcluster_cmds")
+SUBCOMMAND_MODULES = (
+    "engine_cmds",
+    "agent_cmds",
+    "operator_cmds",
+    "client_cmds",
+    "devcluster_cmds",
+)
 
 
 class CliError(Exception):
