@@ -263,15 +263,30 @@ def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subproc
             proc.wait()
 
 
-def test_operator_reconciles_with_exactly_the_chart_permissions(
-    kube: ClusterAccess, release: Release, tmp_path: Path
-) -> None:
+@dataclass
+class ChartOperator:
+    token: str
+    service_account: str
+    log: Path
+
+    def assert_never_refused(self) -> None:
+        """Nothing the operator (or kopf) tried was refused: the grants are sufficient."""
+        text = self.log.read_text(errors="replace")
+        for refusal in ("Forbidden", "403", "Not enough permissions"):
+            assert refusal not in text, f"'{refusal}' in the operator log:\n{text[-4000:]}"
+
+
+@contextlib.contextmanager
+def chart_operator(
+    kube: ClusterAccess, release: Release, tmp_path: Path, can_i: tuple[str, ...]
+) -> Iterator[ChartOperator]:
+    """The operator CLI with the Deployment's args, as the chart's ServiceAccount."""
     sa = release.service_account("-operator")
     token = kube.service_account_token(release.namespace, sa)
     kubeconfig = token_kubeconfig(kube, token, tmp_path / "operator.kubeconfig")
     kube.eventually(
-        lambda: kubectl(kube, "auth", "can-i", "watch", f"{CRD_NAME}", "--all-namespaces",
-                        f"--kubeconfig={kubeconfig}", check=False).stdout.strip() == "yes",
+        lambda: kubectl(kube, "auth", "can-i", *can_i, f"--kubeconfig={kubeconfig}",
+                        check=False).stdout.strip() == "yes",
         timeout=30, what="the chart's RBAC in effect for the operator token",
     )  # fmt: skip
     metrics, liveness = free_port(), free_port()
@@ -279,30 +294,41 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
     env.update(POD_NAMESPACE=release.namespace, INFERENCE_THRESHOLDS_DEBOUNCE_SECONDS="0.2",
                INFERENCE_THRESHOLDS_RETRY_SECONDS="1")  # fmt: skip
     log = tmp_path / "operator.log"
+    with running(_operator_argv(release, kubeconfig, metrics, liveness), log, env) as proc:
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"operator exited {proc.returncode}:\n{log.read_text()}")
+            try:
+                url = f"http://127.0.0.1:{liveness}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        kube.eventually(healthy, timeout=60, what="operator /healthz")
+        yield ChartOperator(token, sa, log)
+
+
+def _gpu_cr(suffix: str) -> dict[str, Any]:
+    return {
+        "nodeSelector": {"matchLabels": {"helm-test": suffix}},
+        "model": {"preset": "llama-3.1-8b", "runtime": "vllm"},
+        "context": {"environment": "production"},
+    }
+
+
+def test_operator_reconciles_with_exactly_the_chart_permissions(
+    kube: ClusterAccess, release: Release, tmp_path: Path
+) -> None:
     suffix = uuid.uuid4().hex[:6]
     node, cr, cm = f"helm-gpu-{suffix}", f"helm-{suffix}", f"helm-{suffix}-thresholds"
     cluster = Cluster(kube)
+    can_i = ("watch", CRD_NAME, "--all-namespaces")
     try:
         cluster.create_node(node, {**A100_LABELS, "helm-test": suffix})
-        argv = _operator_argv(release, kubeconfig, metrics, liveness)
-        with running(argv, log, env) as proc:
-
-            def healthy() -> bool:
-                if proc.poll() is not None:
-                    raise AssertionError(f"operator exited {proc.returncode}:\n{log.read_text()}")
-                try:
-                    url = f"http://127.0.0.1:{liveness}/healthz"
-                    with urllib.request.urlopen(url, timeout=2) as resp:
-                        return bool(resp.status == 200)
-                except OSError:
-                    return False
-
-            kube.eventually(healthy, timeout=60, what="operator /healthz")
-            cluster.create_cr(release.namespace, cr, {
-                "nodeSelector": {"matchLabels": {"helm-test": suffix}},
-                "model": {"preset": "llama-3.1-8b", "runtime": "vllm"},
-                "context": {"environment": "production"},
-            })  # fmt: skip
+        with chart_operator(kube, release, tmp_path, can_i) as operator:
+            cluster.create_cr(release.namespace, cr, _gpu_cr(suffix))
             done = cluster.await_condition(release.namespace, cr, "Ready", "True", timeout=60)
             assert done["status"]["nodesMatched"] == 1
             configmap = cluster.cm(release.namespace, cm)
@@ -312,7 +338,7 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
             assert cluster.event_reasons(release.namespace, cr), "no decision Events posted"
 
             # Outside the chart's grants the same token gets 403s.
-            with kube.api_client(token=token) as api:
+            with kube.api_client(token=operator.token) as api:
                 core = client.CoreV1Api(api)
                 forbidden(lambda: core.delete_node(node))
                 forbidden(lambda: core.patch_node(node, {"metadata": {"labels": {"x": "y"}}}))
@@ -328,20 +354,58 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
                     "metadata": {"name": f"escalate-{suffix}"},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                 "name": "cluster-admin"},
-                    "subjects": [{"kind": "ServiceAccount", "name": sa,
+                    "subjects": [{"kind": "ServiceAccount", "name": operator.service_account,
                                   "namespace": release.namespace}],
                 }))  # fmt: skip
 
             cluster.delete_cr(release.namespace, cr)  # while running: kopf drops its finalizer
             kube.eventually(lambda: cluster.get_cr(release.namespace, cr) is None, timeout=30,
                             what="CR deleted")  # fmt: skip
-        text = log.read_text(errors="replace")
-        # Nothing the operator (or kopf) tried was refused: the grants are sufficient.
-        for refusal in ("Forbidden", "403", "Not enough permissions"):
-            assert refusal not in text, f"'{refusal}' in the operator log:\n{text[-4000:]}"
+        operator.assert_never_refused()
     finally:
         cluster.delete_node(node)
         cluster.close()
+
+
+def test_operator_confined_to_watch_namespaces_by_roles(
+    kube: ClusterAccess, helm: Helm, tmp_path: Path
+) -> None:
+    """operator.watchNamespaces: Roles in those namespaces only; it works there and
+    cannot read or write CRs or ConfigMaps anywhere else."""
+    suffix = uuid.uuid4().hex[:6]
+    node, cr, cm = f"helm-gpu-{suffix}", f"helm-{suffix}", f"helm-{suffix}-thresholds"
+    cluster = Cluster(kube)
+    with kube.temporary_namespace("helm") as home, kube.temporary_namespace("app") as app:
+        name = f"ns-{home[-8:]}"
+        release = _install(kube, helm, name, home, "--set", f"operator.watchNamespaces={{{app}}}")
+        assert [o["metadata"]["namespace"] for o in release.objects if o["kind"] == "Role"] == [app]
+        try:
+            cluster.create_node(node, {**A100_LABELS, "helm-test": suffix})
+            can_i = ("watch", CRD_NAME, "-n", app)
+            with chart_operator(kube, release, tmp_path, can_i) as operator:
+                cluster.create_cr(app, cr, _gpu_cr(suffix))
+                cluster.await_condition(app, cr, "Ready", "True", timeout=60)
+                assert cluster.cm(app, cm)["metadata"]["ownerReferences"][0]["name"] == cr
+                with kube.api_client(token=operator.token) as api:
+                    core = client.CoreV1Api(api)
+                    custom = client.CustomObjectsApi(api)
+                    api_version = ("thresholds.inference.dev", "v1alpha1")
+                    forbidden(lambda: custom.list_namespaced_custom_object(
+                        *api_version, home, "inferencethresholds"))  # fmt: skip
+                    forbidden(lambda: custom.list_cluster_custom_object(
+                        *api_version, "inferencethresholds"))  # fmt: skip
+                    forbidden(lambda: core.list_namespaced_config_map(home))
+                    forbidden(lambda: core.create_namespaced_config_map(
+                        home, {"metadata": {"name": "x"}}))  # fmt: skip
+                cluster.delete_cr(app, cr)
+                kube.eventually(lambda: cluster.get_cr(app, cr) is None, timeout=30,
+                                what="CR deleted")  # fmt: skip
+            operator.assert_never_refused()
+        finally:
+            helm.run("uninstall", name, "--namespace", home, kubeconfig=kube.kubeconfig,
+                     check=False)  # fmt: skip
+            cluster.delete_node(node)
+            cluster.close()
 
 
 # --- the node agent with the chart's service account -----------------------------------------
