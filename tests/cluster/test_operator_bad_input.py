@@ -85,8 +85,9 @@ def test_bad_cr(env: dict[str, Any], path: Path) -> None:
     cr = cluster.await_condition(ns, name, "Ready", "False", reason=reason, generation=1)
     ready = next(c for c in cr["status"]["conditions"] if c["type"] == "Ready")
     assert needle in ready["message"], f"{path.name}: {ready['message']!r} lacks {needle!r}"
-    warnings = [e for e in cluster.events(ns, name) if e.get("type") == "Warning"]
-    assert warnings, f"{path.name}: no Warning event explains {reason}"
+    # Events are posted just after the status write: await, do not assume.
+    warning = cluster.await_event(ns, name, reason)
+    assert warning["type"] == "Warning", f"{path.name}: {reason} Event is not a Warning"
 
 
 def test_good_cr_keeps_reconciling_and_bad_ones_are_not_retried(env: dict[str, Any]) -> None:

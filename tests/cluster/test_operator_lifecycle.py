@@ -108,9 +108,8 @@ def test_create_writes_configmap_status_and_events(
         )
         assert "BITNET_MAX_LATENCY_MS" in cm["data"] and "BITNET_MAX_MEMORY_MB" in cm["data"]
 
-        reasons = cluster.event_reasons(namespace, "demo")
         for expected in ("ClassesFound", "ThresholdsComputed", "ConfigMapWritten"):
-            assert expected in reasons
+            cluster.await_event(namespace, "demo", expected)
 
         described = kube.kubectl("describe", "ith", "demo", "-n", namespace).stdout
         assert "ClassesFound" in described and "ThresholdsComputed" in described

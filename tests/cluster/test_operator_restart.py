@@ -166,8 +166,11 @@ class _RacingKube(Kube):
 def test_configmap_write_conflict_is_retried(
     kube: ClusterAccess, cluster: Cluster, namespace: str
 ) -> None:
+    # A real owner: a dangling ownerReference would let the garbage collector delete the
+    # ConfigMap mid-test. No operator runs here, so the CR itself stays untouched.
+    cr = cluster.create_cr(namespace, "race", {"model": LLAMA})
     doc = ThresholdsDocument(owner="race", namespace=namespace, generation=1, content_hash="h1")
-    owner = Owner("race", namespace, "uid-race")
+    owner = Owner("race", namespace, cr["metadata"]["uid"])
     first = desired_configmap(doc, name="race-thresholds", env_prefix="BITNET_", owner=owner)
     with make_api_client(str(kube.kubeconfig)) as api:
         plain = Kube(api)
