@@ -38,6 +38,7 @@ from ..api.crd import (
     InferenceThresholdsStatus,
 )
 from ..api.thresholds_document import ClassEntry, ThresholdsDocument
+from .classes import summary
 from .node_index import NodeRecord, Selection
 from .selector import matches
 
@@ -220,8 +221,6 @@ def _document(plan: Plan) -> ThresholdsDocument:
 
 
 def _summary(record: NodeRecord) -> str:
-    from .classes import summary
-
     return summary(record.hardware.profile)
 
 
