@@ -113,9 +113,15 @@ def denied_by_policy(call: Any) -> str:
 def monitoring_crds(kube: ClusterAccess) -> Iterator[None]:
     """Stand-in ServiceMonitor/PrometheusRule CRDs (see the fixture file's header)."""
     kubectl(kube, "apply", "--server-side", "-f", str(MONITORING_CRDS))
-    kubectl(kube, "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-            "crd/prometheusrules.monitoring.coreos.com")  # fmt: skip
+    for crd in ("servicemonitors", "prometheusrules"):
+        # Polled, not `kubectl wait`: that errors on a CRD whose status is not set yet.
+        kube.eventually(
+            lambda crd=crd: kubectl(
+                kube, "get", "crd", f"{crd}.monitoring.coreos.com", "-o",
+                "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+            ).stdout == "True",
+            timeout=60, what=f"CRD {crd}.monitoring.coreos.com established",
+        )  # fmt: skip
     yield
     kubectl(kube, "delete", "--ignore-not-found", "--wait=false", "-f", str(MONITORING_CRDS))
 
@@ -180,11 +186,13 @@ def release(kube: ClusterAccess, helm: Helm) -> Iterator[Release]:
 def test_install_establishes_the_crd_and_creates_every_object(
     kube: ClusterAccess, release: Release
 ) -> None:
-    established = kubectl(
-        kube, "get", "crd", CRD_NAME,
-        "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-    ).stdout  # fmt: skip
-    assert established == "True"
+    kube.eventually(
+        lambda: kubectl(
+            kube, "get", "crd", CRD_NAME,
+            "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+        ).stdout == "True",
+        timeout=30, what="CRD established",
+    )  # fmt: skip
     listed = kubectl(kube, "get", "-f", "-", "-o", "name",
                      input=yaml.safe_dump_all(release.objects)).stdout.split()  # fmt: skip
     assert len(listed) == len(release.objects), listed
