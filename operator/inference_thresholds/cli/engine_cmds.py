@@ -20,10 +20,17 @@ from .main import CliError
 def _add_inputs(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hardware", metavar="FILE", help="hardware profile (YAML/JSON)")
-    src.add_argument("--local", action="store_true",
-                     help="detect this machine's hardware (the node agent's detection)")
-    p.add_argument("--model", required=True, metavar="FILE|PRESET",
-                   help=f"model spec file or a preset: {', '.join(sorted(PRESETS))}")
+    src.add_argument(
+        "--local",
+        action="store_true",
+        help="detect this machine's hardware (the node agent's detection)",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE|PRESET",
+        help=f"model spec file or a preset: {', '.join(sorted(PRESETS))}",
+    )
     p.add_argument("--context", metavar="FILE", help="deployment context (default: production)")
     p.add_argument("--policy", metavar="FILE", help="policy YAML merged over the defaults")
 
@@ -37,8 +44,9 @@ def _inputs(args: argparse.Namespace) -> tuple[HardwareProfile, ModelSpec, Deplo
         try:
             from inference_thresholds_agent.profile import detect_profile
         except ImportError as exc:
-            raise CliError(f"--local needs the node agent extra ({exc}); "
-                           "install inference-thresholds[agent]") from exc
+            raise CliError(
+                f"--local needs the node agent extra ({exc}); install inference-thresholds[agent]"
+            ) from exc
         hardware = detect_profile()
     else:
         hardware = load(HardwareProfile, args.hardware)
@@ -66,11 +74,15 @@ def _table(result: ThresholdResult) -> str:
     e, t = result.expected, result.thresholds
     rows = [
         ("feasible", str(result.feasible), result.reason or ""),
-        ("device", f"{result.device.count} x {result.device.product or result.device.kind}"
-         if result.device else "-", ""),
+        (
+            "device",
+            f"{result.device.count} x {result.device.product or result.device.kind}"
+            if result.device
+            else "-",
+            "",
+        ),
         ("tokens/s", _fmt(e.decode_tokens_per_second), f"min {_fmt(t.min_tokens_per_second)}"),
-        ("TTFT ms", _fmt(e.time_to_first_token_ms),
-         f"max {_fmt(t.max_time_to_first_token_ms)}"),
+        ("TTFT ms", _fmt(e.time_to_first_token_ms), f"max {_fmt(t.max_time_to_first_token_ms)}"),
         ("latency ms", _fmt(e.latency_ms), f"max {_fmt(t.max_latency_ms)}"),
         ("memory MiB", _fmt(e.memory_required_mib), f"max {_fmt(t.max_memory_usage_mb)}"),
         ("speedup x", _fmt(e.speedup_factor), f"min {_fmt(t.min_speedup_factor)}"),
@@ -105,22 +117,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _backtest_table(report: dict[str, Any]) -> str:
-    lines = [f"{'case':<44}{'exp tok/s':>10}{'meas':>9}{'min':>9}{'exp ttft':>10}{'meas':>9}"
-             f"{'max':>10}  verdict"]
+    lines = [
+        f"{'case':<44}{'exp tok/s':>10}{'meas':>9}{'min':>9}{'exp ttft':>10}{'meas':>9}"
+        f"{'max':>10}  verdict"
+    ]
     for c in report["cases"]:
         exp, meas, thr = c["expected"], c["measured"], c["thresholds"]
         lines.append(
             f"{c['id'][:43]:<44}{_fmt(exp['decodeTokensPerSecond']):>10}"
             f"{_fmt(meas['decodeTokensPerSecond']):>9}{_fmt(thr.get('minTokensPerSecond')):>9}"
             f"{_fmt(exp['timeToFirstTokenMs']):>10}{_fmt(meas['timeToFirstTokenMs']):>9}"
-            f"{_fmt(thr.get('maxTimeToFirstTokenMs')):>10}  {c['verdict']}")
+            f"{_fmt(thr.get('maxTimeToFirstTokenMs')):>10}  {c['verdict']}"
+        )
     s = report["summary"]
     lines.append("")
     lines.append(
         f"cases {s['cases']}  false alarms {s['falseAlarms']}  caught {s['caught']}  "
         f"missed {s['missed']}  infeasible {s['infeasible']}  median min/measured "
         f"{s['medianMinTpsOverMeasured'] or 0:.2f}  expected within [0.5,2] "
-        f"{(s['expectedWithin0p5To2'] or 0) * 100:.0f}% of {s['comparisons']}")
+        f"{(s['expectedWithin0p5To2'] or 0) * 100:.0f}% of {s['comparisons']}"
+    )
     return "\n".join(lines)
 
 
@@ -155,9 +171,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if name == "compute":
             p.add_argument("--output", choices=("json", "yaml", "table"), default="json")
         p.set_defaults(func=func)
-    p = sub.add_parser("backtest", help="run the engine over measured cases",
-                       description="Counts false alarms and slack on your benchmark history. "
-                       "Exit 0 when it ran, whatever the verdicts.")
+    p = sub.add_parser(
+        "backtest",
+        help="run the engine over measured cases",
+        description="Counts false alarms and slack on your benchmark history. "
+        "Exit 0 when it ran, whatever the verdicts.",
+    )
     p.add_argument("cases", metavar="CASES.yaml")
     p.add_argument("--policy", metavar="FILE")
     p.add_argument("--output", choices=("json", "yaml", "table"), default="table")
