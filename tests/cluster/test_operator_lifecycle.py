@@ -21,6 +21,7 @@ from operator_harness import (
 from inference_thresholds.devcluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
+PROFILE = "hw.inference.dev/profile"
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +349,27 @@ def test_metrics_expose_thresholds(
         assert "inference_thresholds_reconciles_total" in text
         assert "inference_thresholds_reconcile_duration_seconds_bucket" in text
         assert 'inference_thresholds_resources{condition="Ready",status="True"}' in text
+
+
+def test_agent_profile_annotation_is_preferred_and_bad_one_falls_back(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, pool: str
+) -> None:
+    profile = {
+        "cpu": {"vendor": "amd", "model": "AMD EPYC 9654", "physicalCores": 96, "usableCores": 96},
+        "memory": {"totalMiB": 786432, "bandwidthGBps": 460.8, "bandwidthSource": "spec"},
+        "gpus": [{"vendor": "nvidia", "product": "NVIDIA H100 80GB HBM3", "count": 8,
+                  "memoryMiB": 81559, "computeCapability": "9.0"}],
+    }  # fmt: skip
+    specs: list[tuple[str, dict[str, str], dict[str, Any]]] = [
+        (f"{pool}-agent", _labels(pool), {"annotations": {PROFILE: json.dumps(profile)}}),
+        (f"{pool}-broken", _labels(pool, **A100_LABELS), {"annotations": {PROFILE: "{not json"}}),
+    ]
+    with nodes(cluster, specs):
+        cluster.create_cr(namespace, "agent", {"nodeSelector": _selector(pool), "model": LLAMA})
+        status = cluster.await_condition(namespace, "agent")["status"]
+        sources = {c["hardwareSource"]: c for c in status["classes"]}
+        assert set(sources) == {"agent", "gfd"}
+        assert "8x NVIDIA H100 80GB HBM3" in sources["agent"]["hardwareSummary"]
+        doc = cluster.document(namespace, "agent-thresholds")
+        broken = doc["classes"][sources["gfd"]["name"]]["decisions"]
+        assert any(PROFILE in line and "fell back" in line for line in broken)
