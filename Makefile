@@ -24,6 +24,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check operator node-agent tests benchmarks
 	$(VENV)/bin/mypy
 
+# The CRD is generated from the pydantic models (a unit test fails when it drifts).
+crds: venv
+	$(PY) -m inference_thresholds.api.crdgen > crds/inferencethresholds.thresholds.inference.dev.yaml
+
 # The product end to end on this machine: local control plane, node agent, operator,
 # examples, client check; everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
 demo: venv
