@@ -27,6 +27,7 @@ lint: venv
 # The CRD is generated from the pydantic models (a unit test fails when it drifts).
 crds: venv
 	$(PY) -m inference_thresholds.api.crdgen > crds/inferencethresholds.thresholds.inference.dev.yaml
+	cp crds/inferencethresholds.thresholds.inference.dev.yaml helm/inference-thresholds/crds/
 
 # The product end to end on this machine: local control plane, node agent, operator,
 # examples, client check; everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.

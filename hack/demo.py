@@ -218,7 +218,7 @@ class Demo:
         # Local only: servers on 127.0.0.1, a free metrics port, no liveness server.
         argv += ["--kubeconfig", str(self.kubeconfig), "--bind", "127.0.0.1",
                  "--metrics-port", "0"]  # fmt: skip
-        env = {**self.env, "INFERENCE_THRESHOLDS_LIVENESS_PORT": "off"}
+        env = {**self.env, "INFERENCE_THRESHOLDS_OPERATOR_LIVENESS_PORT": "off"}
         log = self.operator_log.open("wb")
         self.operator = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

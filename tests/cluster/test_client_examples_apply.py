@@ -33,7 +33,7 @@ WORKLOADS = [(i, d) for i, d in EXAMPLES if d["kind"] != "InferenceThresholds"]
 @pytest.fixture(scope="module")
 def crd(kube: ClusterAccess) -> None:
     kube.kubectl("apply", "-f", str(CRD_FILE))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    kube.wait_crd_established(CRD_NAME)
 
 
 def _in_namespace(doc: dict[str, Any], namespace: str) -> str:

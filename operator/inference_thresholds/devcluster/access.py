@@ -129,6 +129,22 @@ class ClusterAccess:
                 raise TimeoutError(f"{what} not reached within {timeout:g} s")
             time.sleep(interval)
 
+    def wait_crd_established(self, name: str, timeout: float = 60.0) -> None:
+        """Await a CRD's Established condition and its resource in discovery.
+
+        ``kubectl wait`` errors while the CRD has no status yet; polling does not.
+        """
+        from kubernetes import client
+
+        ext = client.ApiextensionsV1Api(self.api_client())
+
+        def established() -> bool:
+            status = ext.read_custom_resource_definition(name).status
+            conditions = (status.conditions if status else None) or []
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        self.eventually(established, timeout=timeout, what=f"CRD {name} Established")
+
     @contextmanager
     def temporary_namespace(self, prefix: str = "test") -> Iterator[str]:
         """Create a uniquely named namespace; delete it (without waiting) afterwards."""
