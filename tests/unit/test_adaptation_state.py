@@ -60,14 +60,18 @@ def test_presets_render_real_metric_names() -> None:
     assert q.decode_tokens_per_second and q.time_to_first_token_seconds
     decode = presets.render(q.decode_tokens_per_second, spec)
     assert decode == (
-        'sum(rate(vllm:inter_token_latency_seconds_count{model_name="llama \\"8b\\""}[5m])) / '
-        'sum(rate(vllm:inter_token_latency_seconds_sum{model_name="llama \\"8b\\""}[5m]))'
+        'sum(rate({__name__=~"vllm[:_]inter_token_latency_seconds_count",'
+        'model_name="llama \\"8b\\""}[5m])) / '
+        'sum(rate({__name__=~"vllm[:_]inter_token_latency_seconds_sum",'
+        'model_name="llama \\"8b\\""}[5m]))'
     )
     ttft = presets.render(q.time_to_first_token_seconds, spec)
-    assert ttft.startswith("histogram_quantile(0.9, sum by (le) (rate(vllm:time_to_first_token")
+    assert ttft.startswith(
+        'histogram_quantile(0.9, sum by (le) (rate({__name__=~"vllm[:_]time_to_first_token'
+    )
     llama = presets.queries(_spec(source="llama-cpp-server"))
     assert llama.time_to_first_token_seconds is None and "histograms" in llama.limits
-    assert "llamacpp:tokens_predicted_seconds_total" in (llama.decode_tokens_per_second or "")
+    assert '"llamacpp[:_]tokens_predicted_seconds_total"' in (llama.decode_tokens_per_second or "")
     assert presets.queries(_spec(source="bitnet-cpp")) == presets.Queries(
         llama.decode_tokens_per_second, None, llama.limits
     )

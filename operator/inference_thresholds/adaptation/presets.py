@@ -1,5 +1,11 @@
 """PromQL presets with each runtime's real metric names.
 
+Rendered queries match a preset's names as ``{__name__=~"vllm[:_]..."}``: the runtimes
+name them ``vllm:...`` / ``llamacpp:...``, but prometheus-client (0.26 here, which vLLM
+uses) answers the OpenMetrics 1.0 scrape of Prometheus 2.x with
+``escaping=underscores``, so Prometheus stores ``vllm_...``. Only one form exists per
+target, so sums and ratios are unaffected.
+
 Templates use ``$matchers`` (the deployment's label matchers, comma-joined), ``$window``
 (the rate window) and ``$quantile``; ``render`` fills them. Every query must reduce to
 ONE sample: the deployment's per-sequence level, not per pod.
@@ -37,6 +43,7 @@ llama.cpp server (``--metrics``) and bitnet.cpp (whose server is llama.cpp's: sa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..api.adaptation import AdaptationSpec, MetricsSource, promql_duration
@@ -86,6 +93,14 @@ def matchers(spec: AdaptationSpec) -> str:
     return ",".join(m.promql() for m in spec.label_matchers)
 
 
+_RUNTIME_NAME = re.compile(r"\b(vllm|llamacpp):([A-Za-z_][A-Za-z0-9_]*)\{")
+
+
+def either_escaping(template: str) -> str:
+    """``vllm:x{`` -> ``{__name__=~"vllm[:_]x",`` (colon or underscore-escaped name)."""
+    return _RUNTIME_NAME.sub(r'{__name__=~"\1[:_]\2",', template)
+
+
 def render(template: str, spec: AdaptationSpec, window_seconds: float | None = None) -> str:
     window = promql_duration(window_seconds if window_seconds is not None else spec.window_seconds)
     return (
@@ -107,9 +122,16 @@ class Queries:
 def queries(spec: AdaptationSpec) -> Queries:
     preset = PRESETS[spec.source]
     custom = spec.queries
+
+    def pick(mine: str | None, theirs: str | None) -> str | None:
+        return mine if mine else (either_escaping(theirs) if theirs else None)
+
     return Queries(
-        decode_tokens_per_second=custom.decode_tokens_per_second or preset.decode_tokens_per_second,
-        time_to_first_token_seconds=custom.time_to_first_token_seconds
-        or preset.time_to_first_token_seconds,
+        decode_tokens_per_second=pick(
+            custom.decode_tokens_per_second, preset.decode_tokens_per_second
+        ),
+        time_to_first_token_seconds=pick(
+            custom.time_to_first_token_seconds, preset.time_to_first_token_seconds
+        ),
         limits=preset.limits if not custom.time_to_first_token_seconds else "",
     )

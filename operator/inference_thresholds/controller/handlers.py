@@ -25,7 +25,9 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from .. import engine
+from ..api.adaptation import AdaptationStatus
 from ..api.crd import GROUP, KIND, PLURAL, READY, VERSION, InferenceThresholdsStatus
+from .adaptation import AdaptationCollector, adapt_plan, with_status
 from .configmap import MANAGED_BY, MANAGED_BY_LABEL, Owner, desired_configmap, sync_configmap
 from .events import post
 from .kube import Kube, make_api_client, make_configuration
@@ -62,6 +64,9 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # CRs whose reconcile is running: their recorded selection may be about to change.
     in_flight: set[CrKey] = field(default_factory=set)
+    # Learned adaptation state per CR: the adaptation daemon advances it, the reconciler
+    # rebases it, applies it and writes it to status (the only status writer).
+    adaptation: dict[CrKey, AdaptationStatus] = field(default_factory=dict)
     closers: list[Any] = field(default_factory=list)
 
     def trigger(self, key: CrKey) -> asyncio.Event:
@@ -82,6 +87,7 @@ class Runtime:
             return
         del self.triggers[key]
         self.selections.pop(key, None)
+        self.adaptation.pop(key, None)
         for k in [k for k in self.written if k[:2] == key]:
             del self.written[k]
         self.metrics.state.forget(*key)
@@ -118,6 +124,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api_client = make_api_client(config.kubeconfig)
     rt = Runtime(config=config, kube=Kube(api_client), policy=policy, metrics=OperatorMetrics())
     rt.closers.append(api_client.close)
+    rt.metrics.registry.register(AdaptationCollector(lambda: rt.adaptation))
     if config.metrics_port is not None:
         server, _thread = start_http_server(
             config.metrics_port, addr=config.metrics_host, registry=rt.metrics.registry
@@ -280,6 +287,13 @@ async def reconcile_once(
         policy=rt.policy.policy,
         resolve=engine.resolve_model,
     )
+    # Adapted thresholds replace computed ones before the ConfigMap is built; stored
+    # before the next await so the adaptation daemon always advances the rebased state.
+    adapted = adapt_plan(plan, rt.adaptation.get((namespace, name)) or previous.adaptation)
+    if adapted.state is not None and adapted.enabled:
+        rt.adaptation[(namespace, name)] = adapted.state
+    elif not adapted.keep_status:
+        rt.adaptation.pop((namespace, name), None)
     sync: SyncOutcome | None = None
     if plan.invalid is None and plan.document is not None and plan.spec is not None:
         owner = Owner(name=name, namespace=namespace, uid=uid)
@@ -300,8 +314,9 @@ async def reconcile_once(
         if sync.action in ("created", "updated", "repaired"):
             rt.metrics.configmap_writes.labels(sync.action).inc()
 
-    status = new_status(plan, previous, sync, _now())
-    events = decision_events(plan, previous, sync)
+    now = _now()
+    status = with_status(new_status(plan, previous, sync, now), previous, adapted, generation, now)
+    events = decision_events(plan, previous, sync) + adapted.events
     wire = status.wire()
     if wire != raw_status:
         try:
@@ -377,5 +392,7 @@ async def reconciler(
     finally:
         rt.forget(key, trigger)
 
+
+from . import adaptation_daemon  # noqa: E402, F401  (registers the adaptation daemon)
 
 __all__ = ["READY", "Runtime", "reconcile_once"]

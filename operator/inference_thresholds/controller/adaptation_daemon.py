@@ -1,0 +1,124 @@
+"""The adaptation daemon: one per InferenceThresholds with ``spec.adaptation.enabled``.
+
+Every ``interval`` it queries Prometheus (in a thread: the client is blocking), folds the
+observation into the learned state and hands the new state to the reconciler, which
+writes the adapted thresholds into the ConfigMap and the state into status in one go
+(see ``adaptation.py``). It posts one Event per threshold move and one per change of
+health. Prometheus unreachable, refused credentials or a bad query: the state records
+the reason (``Adapted=False``), thresholds are held, the loop carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+from urllib.parse import quote
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from ..adaptation import state as adapt
+from ..adaptation.prometheus import PrometheusClient, PrometheusError
+from ..api.adaptation import AdaptationSpec, SecretKeyRef, parse_duration
+from ..api.crd import GROUP, PLURAL, VERSION, InferenceThresholdsSpec
+from .adaptation import interval_events
+from .events import post
+from .kube import Kube
+
+FIRST_QUERY_DELAY = 1.0  # seconds after start, so a fresh CR reports soon
+
+
+class CredentialsError(PrometheusError):
+    reason = "PrometheusCredentialsMissing"
+
+
+def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> str:
+    path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(ref.name)}"
+    try:
+        secret = kube.request("GET", path)
+    except ApiException as exc:
+        raise CredentialsError(
+            f"{what}: Secret {namespace}/{ref.name}: HTTP {exc.status} {exc.reason}"
+        ) from None
+    raw = (secret.get("data") or {}).get(ref.key)
+    if raw is None:
+        raise CredentialsError(f"{what}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
+    return base64.b64decode(raw).decode().strip()
+
+
+def make_client(kube: Kube, namespace: str, spec: AdaptationSpec) -> PrometheusClient:
+    prom = spec.prometheus
+    assert prom is not None  # validated: enabled implies prometheus
+    token = ca = None
+    if prom.bearer_token_secret_ref is not None:
+        token = _secret_value(
+            kube, namespace, prom.bearer_token_secret_ref, "prometheus.bearerTokenSecretRef"
+        )
+    if prom.tls.ca_secret_ref is not None:
+        ca = _secret_value(kube, namespace, prom.tls.ca_secret_ref, "prometheus.tls.caSecretRef")
+    return PrometheusClient(
+        prom.url,
+        bearer_token=token,
+        ca_pem=ca,
+        insecure_skip_verify=prom.tls.insecure_skip_verify,
+        timeout=parse_duration(prom.timeout),
+    )
+
+
+def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observation:
+    """Blocking: credentials, then the queries; every failure becomes an Observation."""
+    try:
+        client = make_client(kube, namespace, spec)
+    except PrometheusError as exc:
+        return adapt.Observation(error=exc)
+    return adapt.fetch(spec, client.query_value)
+
+
+def _enabled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("adaptation") or {}).get("enabled"))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="adaptation", when=_enabled, cancellation_timeout=10.0)
+async def adaptation(
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    logger: Any,
+    **_: Any,
+) -> None:
+    rt = memo["runtime"]
+    namespace = namespace or "default"  # the CRD is namespaced; kopf types allow None
+    key = (namespace, name)
+    delay = FIRST_QUERY_DELAY
+    while not stopped:
+        await stopped.wait(delay)
+        if stopped:
+            break
+        try:
+            full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError:
+            delay = 5.0  # the reconciler reports the invalid spec; check again soon
+            continue
+        spec = full.adaptation
+        delay = spec.interval_seconds
+        if not spec.enabled or rt.adaptation.get(key) is None:
+            continue  # the reconciler has not rebased a state yet (no feasible class)
+        obs = await asyncio.to_thread(observe, rt.kube, namespace, spec)
+        # Read the state only now, with no await before the write: a reconcile that
+        # rebased it meanwhile is not overwritten by a stale copy.
+        current = rt.adaptation.get(key)
+        if current is None:
+            continue
+        overridden = frozenset(full.merged_overrides().model_dump(exclude_none=True))
+        new, moves = adapt.advance(current, spec, obs, time.time(), overridden)
+        rt.adaptation[key] = new
+        events = interval_events(current, new, moves)
+        post(body, events)
+        for ev in events:
+            logger.info("%s: %s", ev.reason, ev.message)
+        rt.kick(key)
