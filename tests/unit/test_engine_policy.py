@@ -19,7 +19,7 @@ def test_computed_when_nothing_overrides() -> None:
     result = compute(HW, MODEL, DeploymentContext(), load_policy(None, {}), {})
     t = result.thresholds
     e = result.expected
-    assert t.min_tokens_per_second == pytest.approx(e.decode_tokens_per_second * 0.55)  # type: ignore[operator]
+    assert t.min_tokens_per_second == pytest.approx(e.decode_tokens_per_second * 0.55, rel=1e-2)  # type: ignore[operator]
 
 
 def test_precedence_override_env_policy_computed(tmp_path: Path) -> None:

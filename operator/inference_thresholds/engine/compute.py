@@ -41,6 +41,33 @@ class Performance:
     note: str = ""
 
 
+def round_sig(value: float, digits: int = 3, direction: str = "nearest") -> float:
+    """Round to significant digits; minimums round down and maximums up, so rounding
+    never makes a threshold stricter than computed."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value))))
+    op = {"down": math.floor, "up": math.ceil}.get(direction, round)
+    return float(op(value * scale)) / scale
+
+
+def _rounded(t: Thresholds) -> Thresholds:
+    return Thresholds(
+        min_tokens_per_second=_maybe(t.min_tokens_per_second, "down"),
+        max_time_to_first_token_ms=_maybe(t.max_time_to_first_token_ms, "up"),
+        max_latency_ms=_maybe(t.max_latency_ms, "up"),
+        # Whole MiB: a cap at the device's memory must stay at or below it.
+        max_memory_usage_mb=None
+        if t.max_memory_usage_mb is None
+        else float(math.floor(t.max_memory_usage_mb)),
+        min_speedup_factor=_maybe(t.min_speedup_factor, "down"),
+    )
+
+
+def _maybe(value: float | None, direction: str) -> float | None:
+    return None if value is None else round_sig(value, 3, direction)
+
+
 def complexity_of(params_billion: float) -> Complexity:
     if params_billion < 1:
         return Complexity.SMALL
@@ -402,7 +429,10 @@ def compute(
         memory_required_mib=expected_memory,
         speedup_factor=speedup,
     )
-    thresholds = _thresholds(expected, ctx, policy, available, log)
+    expected = Expected.model_validate(
+        {k: None if v is None else round_sig(v, 4) for k, v in expected.model_dump().items()}
+    )
+    thresholds = _rounded(_thresholds(expected, ctx, policy, available, log))
     thresholds = _apply_overrides(thresholds, ctx, policy, env, log)
     return ThresholdResult(
         feasible=True,
