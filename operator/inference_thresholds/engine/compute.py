@@ -46,9 +46,15 @@ def round_sig(value: float, digits: int = 3, direction: str = "nearest") -> floa
     never makes a threshold stricter than computed."""
     if value == 0 or not math.isfinite(value):
         return value
-    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value))))
-    op = {"down": math.floor, "up": math.ceil}.get(direction, round)
-    return float(op(value * scale)) / scale
+    scale = math.pow(10, digits - 1 - math.floor(math.log10(abs(value))))
+    scaled = value * scale
+    if direction == "down":
+        whole = math.floor(scaled)
+    elif direction == "up":
+        whole = math.ceil(scaled)
+    else:
+        whole = round(scaled)
+    return whole / scale
 
 
 def _rounded(t: Thresholds) -> Thresholds:
