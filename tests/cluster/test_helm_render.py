@@ -175,7 +175,8 @@ def test_watch_namespaces_turns_cluster_rules_into_roles(helm: Helm) -> None:
     for role in roles:
         resources = {r for rule in role["rules"] for r in rule["resources"]}
         assert resources == {
-            "inferencethresholds", "inferencethresholds/status", "configmaps", "events"
+            "inferencethresholds", "inferencethresholds/status",
+            "inferencethresholds/finalizers", "configmaps", "events",
         }  # fmt: skip
 
 
