@@ -114,11 +114,10 @@ def rule_groups(namespace: str, name: str, spec: AdaptationSpec) -> list[dict[st
                     },
                 }
             )
-    base = f"inference-thresholds.{namespace}.{name}"
-    return [
-        {"name": f"{base}.observed", "interval": "30s", "rules": records},
-        {"name": f"{base}.alerts", "rules": alerts},
-    ]
+    # One group: rules in a group run in order, so each alert sees the recording rules
+    # of the same evaluation (separate groups run concurrently and an alert could read
+    # the previous evaluation's values).
+    return [{"name": f"inference-thresholds.{namespace}.{name}", "rules": records + alerts}]
 
 
 def rules_file(namespace: str, name: str, spec: AdaptationSpec) -> dict[str, Any]:
