@@ -17,6 +17,7 @@ from ..api import (
     Runtime,
     ThresholdResult,
     Thresholds,
+    Workload,
 )
 from .catalog import resolve_model
 from .devices import (
@@ -84,6 +85,24 @@ def complexity_of(params_billion: float) -> Complexity:
     return Complexity.EXTRA_LARGE
 
 
+def _step_bytes(fig: ModelFigures, wl: Workload) -> tuple[float, float]:
+    """Bytes one decode step streams (weights + KV cache at mean context), and that context."""
+    mean_ctx, _ = context_tokens(wl)
+    return fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency, mean_ctx
+
+
+def _log_decode(log: DecisionLog, t_mem: float, t_comp: float, t_over: float, ceiling: str) -> None:
+    bound = "memory-bandwidth" if t_mem >= t_comp else ceiling
+    log.add(
+        "decode.tokensPerSecond",
+        1 / (max(t_mem, t_comp) + t_over),
+        "tok/s",
+        "computed",
+        f"1 / (max({fmt(t_mem * 1e3)}, {fmt(t_comp * 1e3)}) + {fmt(t_over * 1e3)} ms): "
+        f"{bound} bound, per sequence",
+    )
+
+
 def _cpu_performance(
     fig: ModelFigures,
     target: CpuTarget,
@@ -94,8 +113,7 @@ def _cpu_performance(
 ) -> Performance:
     cpol = policy.cpu
     wl = ctx.workload
-    mean_ctx, _ = context_tokens(wl)
-    step_bytes = fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency
+    step_bytes, mean_ctx = _step_bytes(fig, wl)
     t_mem = step_bytes / (target.usable_bandwidth_gbps * GB)
     cycles = target.cores * target.frequency_ghz * 1e9
     ops = 2 * fig.active_params * wl.concurrency
@@ -138,15 +156,7 @@ def _cpu_performance(
             "policy",
             f"{fig.layers} layers x {fmt(cpol.layer_overhead_us)} us thread sync",
         )
-        bound = "memory-bandwidth" if t_mem >= t_comp else "kernel/compute"
-        log.add(
-            "decode.tokensPerSecond",
-            1 / t_step,
-            "tok/s",
-            "computed",
-            f"1 / (max({fmt(t_mem * 1e3)}, {fmt(t_comp * 1e3)}) + {fmt(t_over * 1e3)} ms): "
-            f"{bound} bound, per sequence",
-        )
+        _log_decode(log, t_mem, t_comp, t_over, "kernel/compute")
     per_cycle = target.int8_ops_per_cycle if fig.quantized else target.fp_flops_per_cycle
     flops = prefill_flops(fig, wl.prompt_tokens, hidden)
     t_prefill = flops / (cycles * per_cycle * cpol.prefill_efficiency)
@@ -190,8 +200,7 @@ def _device_performance(
     eff = bpol.bandwidth_efficiency.get(rt)
     scale = used * (bpol.multi_device_efficiency if used > 1 else 1.0)
     bw = target.bandwidth_gbps * scale * GB
-    mean_ctx, _ = context_tokens(wl)
-    step_bytes = fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency
+    step_bytes, _ = _step_bytes(fig, wl)
     t_mem = step_bytes / (eff * bw)
     peak = (target.fp16_tflops or 0) * TERA * scale
     ops = 2 * fig.active_params * wl.concurrency
@@ -232,15 +241,7 @@ def _device_performance(
             f"{fig.layers} layers x {fmt(bpol.layer_overhead_us.get(rt))} us kernel dispatch"
             + (f" x {qf} (dequantisation)" if qf != 1.0 else ""),
         )
-        bound = "memory-bandwidth" if t_mem >= t_comp else "compute"
-        log.add(
-            "decode.tokensPerSecond",
-            1 / t_step,
-            "tok/s",
-            "computed",
-            f"1 / (max({fmt(t_mem * 1e3)}, {fmt(t_comp * 1e3)}) + {fmt(t_over * 1e3)} ms): "
-            f"{bound} bound, per sequence",
-        )
+        _log_decode(log, t_mem, t_comp, t_over, "compute")
     ttft: float | None = None
     if peak:
         flops = prefill_flops(fig, wl.prompt_tokens, hidden)
