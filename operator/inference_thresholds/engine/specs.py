@@ -66,11 +66,32 @@ _GPU_TABLE: tuple[tuple[str, DeviceSpec], ...] = tuple(
         (r"3060", "GeForce RTX 3060", 360, 51, 102, 12),
         (r"2080 ti", "GeForce RTX 2080 Ti", 616, 108, 215, 11),
         (r"2080", "GeForce RTX 2080", 448, 81, 161, 8),
+        (r"2070", "GeForce RTX 2070", 448, 60, 120, 8),
+        (r"2060", "GeForce RTX 2060", 336, 52, 103, 6),
+        (r"3050", "GeForce RTX 3050", 224, 36, 73, 8),
+        (r"titan rtx", "TITAN RTX", 672, 130, 261, 24),
+        (r"titan v\b", "TITAN V", 653, 110, None, 12),
+        (r"rtx a5000|\ba5000\b", "RTX A5000", 768, 111, 222, 24),
+        (r"rtx a4000|\ba4000\b", "RTX A4000", 448, 77, 153, 16),
+        (r"\bl20\b", "L20", 864, 119, 239, 48),
+        (r"\ba16\b", "A16", 200, 18, 36, 16),
+        (r"\ba2\b", "A2", 200, 18, 36, 16),
+        # No tensor cores: llama.cpp uses dp4a int8 (P40) or FP16 ALUs; the figure is
+        # what those paths deliver, not a tensor rate.
+        (r"p100", "Tesla P100", 732, 19, None, 16),
+        (r"p40\b", "Tesla P40", 346, 24, 47, 24),
+        (r"1080 ti", "GeForce GTX 1080 Ti", 484, 22, 45, 11),
+        (r"jetson.*orin|agx orin", "Jetson AGX Orin", 205, 42, 138, 64),
     )
 ) + tuple(
     (pattern, DeviceSpec(key, vendor, bw, fp16, int8, mem))
     for pattern, key, vendor, bw, fp16, int8, mem in (
         (r"mi355", "Instinct MI355X", "amd", 8000, 2500, 5000, 288),
+        (r"mi300a", "Instinct MI300A", "amd", 5300, 981, 1961, 128),
+        (r"mi100", "Instinct MI100", "amd", 1229, 185, 185, 32),
+        (r"7900 xtx", "Radeon RX 7900 XTX", "amd", 960, 123, 123, 24),
+        (r"7900 xt\b", "Radeon RX 7900 XT", "amd", 800, 103, 103, 20),
+        (r"arc a770", "Arc A770", "intel", 560, 138, 275, 16),
         (r"mi325", "Instinct MI325X", "amd", 6000, 1307, 2615, 256),
         (r"mi300x", "Instinct MI300X", "amd", 5300, 1307, 2615, 192),
         (r"mi250", "Instinct MI250X", "amd", 3277, 383, 383, 128),
