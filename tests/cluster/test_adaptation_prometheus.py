@@ -9,10 +9,15 @@ Prometheus down or a bad query -> Adapted=False with the reason, thresholds held
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes.client import ApiException
 from operator_harness import Cluster, OperatorProcess, eventually, install_crd, nodes, unique
 from prometheus_harness import MODEL, PrometheusServer, VllmExporter
 
@@ -252,3 +257,102 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
         namespace=namespace, name=name, signal="decode",
     )  # fmt: skip
     assert ratio is not None and ratio > 0
+
+
+MONITORING_CRDS = Path(__file__).parents[1] / "fixtures" / "helm" / "monitoring-crds.yaml"
+
+
+@pytest.fixture(scope="module")
+def prometheus_rule_crd(kube: ClusterAccess) -> Iterator[None]:
+    """The chart tests' stand-in prometheus-operator CRDs (see that file's header)."""
+    kube.kubectl("apply", "--server-side", "-f", str(MONITORING_CRDS))
+    eventually(
+        lambda: kube.kubectl(
+            "get", "crd", "prometheusrules.monitoring.coreos.com", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+        ).stdout == "True",
+        timeout=60, what="PrometheusRule CRD established",
+    )  # fmt: skip
+    eventually(
+        lambda: kube.kubectl("get", "prometheusrules", "-A", check=False).returncode == 0,
+        timeout=30,
+        what="prometheusrules served",
+    )
+    yield
+    kube.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", str(MONITORING_CRDS))
+
+
+def _rule(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: Any = cluster.custom.get_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", namespace, "prometheusrules", name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+def test_prometheus_rule_is_generated_owned_valid_and_removed(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    prometheus_rule_crd: None,
+    namespace: str,
+    pool: str,
+    tmp_path: Path,
+) -> None:
+    # alert rules without adaptation: no Prometheus needed by the operator
+    spec = _spec(
+        pool, {"enabled": False, "alertRules": {"enabled": True, "labels": {"release": "kp"}}}
+    )
+    cr = cluster.create_cr(namespace, "alerts", spec)
+    rule = eventually(lambda: _rule(cluster, namespace, "alerts-thresholds"), what="PrometheusRule")
+    meta = rule["metadata"]
+    assert meta["labels"]["release"] == "kp"
+    assert meta["labels"]["thresholds.inference.dev/owner"] == "alerts"
+    assert meta["ownerReferences"][0]["uid"] == cr["metadata"]["uid"]
+    alerts = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]} - {None}
+    assert alerts == {"InferenceDecodeTooSlow", "InferenceTimeToFirstTokenTooHigh"}
+    # what the apiserver stored is a valid Prometheus rules file
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: apt-get install prometheus (see .ci/run)"
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    cluster.await_event(namespace, "alerts", "PrometheusRuleWritten")
+    assert cluster.condition(namespace, "alerts", "Adapted") is None  # adaptation is off
+
+    # switching to llama.cpp metrics drops the TTFT alert (no histograms there)
+    cluster.patch_spec(namespace, "alerts", {"adaptation": {"source": "llama-cpp-server"}})
+
+    def ttft_dropped() -> bool:
+        got = _rule(cluster, namespace, "alerts-thresholds") or {"spec": {"groups": []}}
+        names = {r.get("alert") for g in got["spec"]["groups"] for r in g["rules"]}
+        return names == {None, "InferenceDecodeTooSlow"}
+
+    eventually(ttft_dropped, timeout=30, what="rule regenerated for llama.cpp")
+
+    # a same-named rule owned by someone else is reported, never overwritten
+    foreign = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "other-thresholds"},
+        "spec": {"groups": [{"name": "mine", "rules": [{"record": "x", "expr": "1"}]}]},
+    }
+    cluster.custom.create_namespaced_custom_object(
+        "monitoring.coreos.com", "v1", namespace, "prometheusrules", foreign
+    )
+    cluster.create_cr(namespace, "other", spec)
+    event = cluster.await_event(namespace, "other", "PrometheusRuleConflict")
+    assert "not owned" in event["message"]
+    assert _rule(cluster, namespace, "other-thresholds")["spec"]["groups"][0]["name"] == "mine"  # type: ignore[index]
+
+    # switched off: the rule goes away
+    cluster.patch_spec(namespace, "alerts", {"adaptation": {"alertRules": {"enabled": False}}})
+    eventually(
+        lambda: _rule(cluster, namespace, "alerts-thresholds") is None,
+        timeout=30,
+        what="PrometheusRule deleted when alertRules is switched off",
+    )

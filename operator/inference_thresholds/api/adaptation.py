@@ -146,6 +146,40 @@ class AdaptationBounds(WireModel):
     )
 
 
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+_LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+class AlertRulesSpec(WireModel):
+    """A generated PrometheusRule with alerts comparing observed performance to thresholds."""
+
+    enabled: bool = Field(
+        False,
+        description="Keep a PrometheusRule '<name>-thresholds' (owned by this resource) with "
+        "multi-window alerts (page: 1h and 5m, ticket: 6h and 30m) built from source/queries "
+        "and labelMatchers. Needs the prometheus-operator CRDs; works without "
+        "adaptation.enabled.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Extra labels on the PrometheusRule object, e.g. the ruleSelector of your "
+        "Prometheus (release: prometheus).",
+    )
+
+    @model_validator(mode="after")
+    def _labels_valid(self) -> AlertRulesSpec:
+        for key, value in self.labels.items():
+            if not re.fullmatch(_LABEL_KEY, key) or len(key) > 317:
+                raise ValueError(f"alertRules.labels: invalid label key {key!r}")
+            if not re.fullmatch(_LABEL_VALUE, value):
+                raise ValueError(f"alertRules.labels.{key}: invalid label value {value!r}")
+        return self
+
+
 class AdaptationSpec(WireModel):
     """Runtime adaptation: move thresholds toward sustained observed performance, bounded.
 
@@ -202,6 +236,10 @@ class AdaptationSpec(WireModel):
         default_factory=AdaptationBounds,
         description="Adapted thresholds never go above these values (the physical expectation "
         "caps minTokensPerSecond anyway).",
+    )
+    alert_rules: AlertRulesSpec = Field(
+        default_factory=AlertRulesSpec,
+        description="Generated alert rules (PrometheusRule) for this deployment.",
     )
     reset_token: str | None = Field(
         None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from typing import Any
 from urllib.parse import quote
@@ -24,9 +25,11 @@ from ..adaptation import state as adapt
 from ..adaptation.prometheus import PrometheusClient, PrometheusError
 from ..api.adaptation import AdaptationSpec, SecretKeyRef, parse_duration
 from ..api.crd import GROUP, PLURAL, VERSION, InferenceThresholdsSpec
+from . import alert_rules
 from .adaptation import interval_events
 from .events import post
 from .kube import Kube
+from .reconcile import DecisionEvent
 
 FIRST_QUERY_DELAY = 1.0  # seconds after start, so a fresh CR reports soon
 
@@ -78,7 +81,52 @@ def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observati
 
 
 def _enabled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool((spec.get("adaptation") or {}).get("enabled"))
+    adaptation = spec.get("adaptation") or {}
+    return bool(adaptation.get("enabled") or (adaptation.get("alertRules") or {}).get("enabled"))
+
+
+_RULE_EVENTS = {
+    "created": ("Normal", "PrometheusRuleWritten"),
+    "updated": ("Normal", "PrometheusRuleWritten"),
+    "conflict": ("Warning", "PrometheusRuleConflict"),
+    "unavailable": ("Warning", "PrometheusRuleUnavailable"),
+    "failed": ("Warning", "PrometheusRuleFailed"),
+}
+
+
+class _Rules:
+    """Keeps this CR's PrometheusRule in line with spec.adaptation.alertRules."""
+
+    def __init__(self, rt: Any, namespace: str, name: str, uid: str) -> None:
+        self.rt, self.namespace, self.name, self.uid = rt, namespace, name, uid
+        self.last = ""  # last action, so repeated outcomes post no Events
+
+    def _sync(self, spec: AdaptationSpec) -> tuple[str, str]:
+        if not spec.alert_rules.enabled:
+            maybe_ours = self.last in ("", "created", "updated", "unchanged")
+            if maybe_ours and alert_rules.remove(self.rt.kube, self.namespace, self.name, self.uid):
+                return "deleted", f"deleted PrometheusRule {alert_rules.rule_name(self.name)}"
+            return "absent", ""
+        want = alert_rules.desired(self.namespace, self.name, self.uid, spec)
+        return alert_rules.sync(self.rt.kube, want)
+
+    async def step(self, body: kopf.Body, spec: AdaptationSpec, logger: Any) -> None:
+        try:
+            action, message = await asyncio.to_thread(self._sync, spec)
+        except ApiException as exc:
+            action, message = "failed", f"PrometheusRule: HTTP {exc.status} {exc.reason}"
+        if action == "deleted":
+            post(body, [DecisionEvent("Normal", "PrometheusRuleDeleted", message)])
+        elif action in _RULE_EVENTS and (action != self.last or action in ("created", "updated")):
+            type_, reason = _RULE_EVENTS[action]
+            post(body, [DecisionEvent(type_, reason, message)])
+            logger.info("%s: %s", reason, message)
+        self.last = action
+
+    def remove_now(self) -> None:
+        # On failure the ownerReference still lets the garbage collector remove it later.
+        with contextlib.suppress(ApiException):
+            alert_rules.remove(self.rt.kube, self.namespace, self.name, self.uid)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="adaptation", when=_enabled, cancellation_timeout=10.0)
@@ -86,6 +134,7 @@ async def adaptation(
     body: kopf.Body,
     namespace: str | None,
     name: str,
+    uid: str,
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     logger: Any,
@@ -94,31 +143,38 @@ async def adaptation(
     rt = memo["runtime"]
     namespace = namespace or "default"  # the CRD is namespaced; kopf types allow None
     key = (namespace, name)
+    rules = _Rules(rt, namespace, name, uid)
     delay = FIRST_QUERY_DELAY
-    while not stopped:
-        await stopped.wait(delay)
-        if stopped:
-            break
-        try:
-            full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
-        except ValidationError:
-            delay = 5.0  # the reconciler reports the invalid spec; check again soon
-            continue
-        spec = full.adaptation
-        delay = spec.interval_seconds
-        if not spec.enabled or rt.adaptation.get(key) is None:
-            continue  # the reconciler has not rebased a state yet (no feasible class)
-        obs = await asyncio.to_thread(observe, rt.kube, namespace, spec)
-        # Read the state only now, with no await before the write: a reconcile that
-        # rebased it meanwhile is not overwritten by a stale copy.
-        current = rt.adaptation.get(key)
-        if current is None:
-            continue
-        overridden = frozenset(full.merged_overrides().model_dump(exclude_none=True))
-        new, moves = adapt.advance(current, spec, obs, time.time(), overridden)
-        rt.adaptation[key] = new
-        events = interval_events(current, new, moves)
-        post(body, events)
-        for ev in events:
-            logger.info("%s: %s", ev.reason, ev.message)
-        rt.kick(key)
+    try:
+        while not stopped:
+            await stopped.wait(delay)
+            if stopped:
+                break
+            try:
+                full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
+            except ValidationError:
+                delay = 5.0  # the reconciler reports the invalid spec; check again soon
+                continue
+            spec = full.adaptation
+            delay = spec.interval_seconds
+            await rules.step(body, spec, logger)
+            if not spec.enabled or rt.adaptation.get(key) is None:
+                continue  # alert rules only, or no state rebased yet (no feasible class)
+            obs = await asyncio.to_thread(observe, rt.kube, namespace, spec)
+            # Read the state only now, with no await before the write: a reconcile that
+            # rebased it meanwhile is not overwritten by a stale copy.
+            current = rt.adaptation.get(key)
+            if current is None:
+                continue
+            overridden = frozenset(full.merged_overrides().model_dump(exclude_none=True))
+            new, moves = adapt.advance(current, spec, obs, time.time(), overridden)
+            rt.adaptation[key] = new
+            events = interval_events(current, new, moves)
+            post(body, events)
+            for ev in events:
+                logger.info("%s: %s", ev.reason, ev.message)
+            rt.kick(key)
+    finally:
+        reason = stopped.reason
+        if reason is not None and reason & kopf.DaemonStoppingReason.FILTERS_MISMATCH:
+            await asyncio.to_thread(rules.remove_now)  # both switched off: no stale alerts
