@@ -364,7 +364,12 @@ def new_status(
     doc = plan.document
     content_hash = doc.content_hash if doc else None
     old_ref = previous.config_map_ref
-    changed = old_ref is None or old_ref.content_hash != content_hash
+    # A ConfigMap that cannot be written (conflict) leaves old_ref unset: compare the
+    # thresholds too, or every retry would stamp a new time and rewrite status.
+    if old_ref is None:
+        changed = previous.effective != plan.effective
+    else:
+        changed = old_ref.content_hash != content_hash
     return InferenceThresholdsStatus(
         observed_generation=gen,
         conditions=[ready, feas_c, nodes_c, cm_c],
