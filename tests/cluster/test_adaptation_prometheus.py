@@ -163,6 +163,11 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
         assert new >= ttft_expected * (1 - 1e-9)
 
     st = _adaptation(cluster, namespace, name)
+    print(  # figures for the record (pytest -s)
+        f"\nexpected {expected:.4g} tok/s, computed {computed:.4g}; minTokensPerSecond moves "
+        f"{[round(v, 4) for v in seen]} after {st['decode']['samples']} samples (confidence "
+        f"{st['decode']['confidence']:.2f}); maxTimeToFirstTokenMs {[round(v) for v in ttft_seen]}"
+    )
     assert st["decode"]["samples"] >= 3 and 0 < st["decode"]["confidence"] <= 1
     assert st["decode"]["mean"] == pytest.approx(1.6 * expected, rel=0.05)
     adapted = eventually(
