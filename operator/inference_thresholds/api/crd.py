@@ -172,7 +172,7 @@ class Condition(WireModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
     type: str = Field(
-        max_length=316, description="Ready, Feasible, NodesMatched or ConfigMapSynced."
+        max_length=316, description="Ready, Feasible, NodesMatched, ConfigMapSynced or Adapted."
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
@@ -221,7 +221,8 @@ class InferenceThresholdsStatus(WireModel):
         None, ge=0, description="metadata.generation of the last reconciled spec."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Feasible, NodesMatched and ConfigMapSynced."
+        default_factory=list,
+        description="Ready, Feasible, NodesMatched, ConfigMapSynced (and Adapted).",
     )
     nodes_matched: int | None = Field(None, ge=0, description="Nodes the selector matches.")
     classes: list[ClassStatus] = Field(
