@@ -129,7 +129,17 @@ class _Rules:
             alert_rules.remove(self.rt.kube, self.namespace, self.name, self.uid)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="adaptation", when=_enabled, cancellation_timeout=10.0)
+# cancellation_backoff: on a stop the loop exits itself (stopped.wait) and the finally
+# block can still delete the PrometheusRule before kopf resorts to cancelling the task.
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    PLURAL,
+    id="adaptation",
+    when=_enabled,
+    cancellation_backoff=5.0,
+    cancellation_timeout=10.0,
+)
 async def adaptation(
     body: kopf.Body,
     namespace: str | None,
