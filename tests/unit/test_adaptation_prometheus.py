@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -127,3 +129,27 @@ def test_unreachable_and_timeouts() -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         with pytest.raises(PrometheusUnreachable):
             PrometheusClient(url, timeout=0.5).query("up")
+
+
+def test_tls_with_a_ca_from_the_secret_and_without(tmp_path: Path) -> None:
+    from inference_thresholds.devcluster.pki import generate_pki
+
+    pki = generate_pki(tmp_path / "pki")
+    _Api.answers, _Api.seen = {"up": (200, _vector(({}, "1")))}, []
+    server = HTTPServer(("127.0.0.1", 0), _Api)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.apiserver_cert, pki.apiserver_key)  # SAN includes 127.0.0.1
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        ca = pki.ca_cert.read_text()
+        assert PrometheusClient(url, ca_pem=ca, bearer_token=TOKEN).query_value("up") == 1.0
+        assert _Api.seen[-1]["auth"] == f"Bearer {TOKEN}"
+        with pytest.raises(PrometheusUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            PrometheusClient(url, timeout=5).query("up")  # system CAs do not know ours
+        assert PrometheusClient(url, insecure_skip_verify=True).query_value("up") == 1.0
+    finally:
+        server.shutdown()
+        server.server_close()
