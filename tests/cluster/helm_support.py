@@ -40,7 +40,8 @@ ALL_ON_VALUES: dict[str, Any] = {
     "operator": {
         "policy": {"decodeFloor": {"production": 0.6}, "maxFloor": 0.85},
         "readSecrets": True,
-        "env": [{"name": "INFERENCE_THRESHOLDS_RESYNC_SECONDS", "value": "300"}],
+        "manageAlertRules": True,
+        "env": [{"name": "INFERENCE_THRESHOLDS_OPERATOR_RESYNC_SECONDS", "value": "300"}],
         "verbose": True,
         "priorityClassName": "high-priority",
         "nodeSelector": {"kubernetes.io/os": "linux"},

@@ -212,6 +212,21 @@ def test_read_secrets_grants_get_by_name_only_where_crs_are_served(helm: Helm) -
         assert [h["kind"] for h in holder] == [kind]
 
 
+def test_manage_alert_rules_grants_prometheusrules_only_when_enabled(helm: Helm) -> None:
+    def prometheusrule_verbs(values: dict[str, object] | None) -> list[list[str]]:
+        return [
+            sorted(rule["verbs"])
+            for obj in helm.objects(values)
+            if obj["kind"] in ("ClusterRole", "Role")
+            for rule in obj["rules"]
+            if "prometheusrules" in rule["resources"]
+        ]
+
+    assert prometheusrule_verbs(None) == []
+    enabled = prometheusrule_verbs({"operator": {"manageAlertRules": True}})
+    assert enabled == [["create", "delete", "get", "update"]]
+
+
 BAD_VALUES = [
     ({"operatr": {"enabled": False}}, "additional properties 'operatr' not allowed"),
     ({"agent": {"interval": 1}}, "/agent/interval"),
