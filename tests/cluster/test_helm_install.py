@@ -299,8 +299,11 @@ def chart_operator(
     )  # fmt: skip
     metrics, liveness = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env.update(POD_NAMESPACE=release.namespace, INFERENCE_THRESHOLDS_DEBOUNCE_SECONDS="0.2",
-               INFERENCE_THRESHOLDS_RETRY_SECONDS="1")  # fmt: skip
+    env.update(
+        POD_NAMESPACE=release.namespace,
+        INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS="0.2",
+        INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS="1",
+    )
     log = tmp_path / "operator.log"
     with running(_operator_argv(release, kubeconfig, metrics, liveness), log, env) as proc:
 
