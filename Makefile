@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane test test-unit lint demo crds clean
+.PHONY: venv controlplane test test-unit lint demo crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ crds: venv
 # examples, client check; everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
 demo: venv
 	$(PY) hack/demo.py $(DEMO_ARGS)
+
+# Every benchmark (engine, agent, operator at scale) into benchmarks/RESULTS.md (~5 min).
+bench: venv controlplane
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm'

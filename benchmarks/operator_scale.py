@@ -70,6 +70,7 @@ TARGET_P99_S = 1.0
 TARGET_RSS_MIB = 250
 QUIET_S = 3.0  # no further writes for this long: a phase is over
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+STOPPING = threading.Event()
 
 
 def log(message: str) -> None:
@@ -167,22 +168,39 @@ def start_watch(
     handler: Callable[[str, dict[str, Any], float], None],
     **kwargs: Any,
 ) -> None:
-    """List (handing existing objects over as INITIAL), then watch from that version."""
-    raw = list_fn(_preload_content=False, **kwargs)
-    listing = json.loads(raw.data)
-    for item in listing.get("items") or []:
-        handler("INITIAL", item, time.perf_counter())
-    version = listing["metadata"]["resourceVersion"]
+    """List (handing existing objects over as INITIAL), then watch from that version;
+    a watch that breaks is listed and watched again (said on stderr)."""
+
+    def listing() -> str:
+        raw = list_fn(_preload_content=False, **kwargs)
+        body = json.loads(raw.data)
+        for item in body.get("items") or []:
+            handler("INITIAL", item, time.perf_counter())
+        return str(body["metadata"]["resourceVersion"])
+
+    version = listing()
 
     def run() -> None:
-        stream = watch.Watch().stream(
-            list_fn, resource_version=version, deserialize=False, timeout_seconds=3600, **kwargs
-        )
-        try:
-            for event in stream:
-                handler(event["type"], event["object"], time.perf_counter())
-        except Exception:  # the cluster going away at the end ends the watch; nothing to do
-            return
+        nonlocal version
+        while True:
+            try:
+                stream = watch.Watch().stream(
+                    list_fn, resource_version=version, deserialize=False, **kwargs
+                )
+                for event in stream:
+                    obj = event["object"]
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    handler(event["type"], obj, time.perf_counter())
+                version = listing()
+            except Exception as exc:
+                if STOPPING.is_set():
+                    return  # the cluster is going away
+                log(f"watch broke ({type(exc).__name__}: {exc}); listing again")
+                time.sleep(0.5)
+                try:
+                    version = listing()
+                except Exception:
+                    continue
 
     threading.Thread(target=run, daemon=True).start()
 
@@ -630,6 +648,7 @@ def main() -> int:
             finally:
                 if op.proc is not None:
                     op.stop()
+                STOPPING.set()
             if args.kubeconfig:
                 log("cleaning up (namespaces, nodes)")
                 bulk(lambda ns: core.delete_namespace(ns), namespaces)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -98,6 +98,19 @@ class Kube:
     def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
         """PUT with metadata.resourceVersion set: a concurrent writer gets us a 409."""
         return self.request("PUT", self._cm_path(namespace, name), dict(body))
+
+    # --- Nodes ------------------------------------------------------------------------------
+
+    def list_nodes(self, page: int = 500) -> Iterator[Json]:
+        """Every Node, ``page`` at a time (bounded responses, however large the cluster)."""
+        token = ""
+        while True:
+            query = [("limit", str(page))] + ([("continue", token)] if token else [])
+            body = self.request("GET", "/api/v1/nodes", query=query)
+            yield from body.get("items") or []
+            token = (body.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
     # --- our custom resource --------------------------------------------------------------
 
