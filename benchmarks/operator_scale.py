@@ -225,6 +225,7 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.runs = 0
+        self.rss_series: list[tuple[int, float, int]] = []  # (run, seconds since start, MiB)
 
     def start(self) -> None:
         self.runs += 1
@@ -243,6 +244,20 @@ class Operator:
         self.proc = subprocess.Popen(
             argv, stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
+        threading.Thread(target=self._sample_rss, args=(self.proc, self.runs), daemon=True).start()
+
+    def _sample_rss(self, proc: subprocess.Popen[bytes], run: int) -> None:
+        """VmRSS every 0.25 s, so the JSON output shows when the peak happens."""
+        while proc.poll() is None:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+            except OSError:
+                return
+            found = re.search(r"VmRSS:\s+(\d+) kB", status)
+            if found:
+                at = round(time.perf_counter() - self.started, 2)
+                self.rss_series.append((run, at, int(found.group(1)) // 1024))
+            time.sleep(0.25)
 
     def stop(self) -> float:
         assert self.proc is not None
@@ -465,6 +480,8 @@ class Relabel:
     cm_writes: int
     cr_writes: int
     seconds: float
+    cpu_s: float
+    mean_reconcile_ms: float
 
 
 def relabel(
@@ -492,6 +509,8 @@ def relabel(
     by_key = {p.key: p for p in plans}
     before = {k: tr.cms[(k[0], by_key[k].config_map)].content_hash for k in hit}
     rec0 = op.metric_sum("inference_thresholds_reconciles_total")
+    dur0 = op.metric_sum("inference_thresholds_reconcile_duration_seconds_sum")
+    cpu0 = op.proc_figures()[1]
     w0 = Counter(tr.writes)
     began = time.perf_counter()
     core.patch_node(name, {"metadata": {"labels": {POOL_LABEL: pool}}})
@@ -503,13 +522,17 @@ def relabel(
     last = max((tr.cms[(k[0], by_key[k].config_map)].at for k in hit), default=began)
     tr.quiet(QUIET_S)
     writes = tr.writes - w0
+    reconciles = op.metric_sum("inference_thresholds_reconciles_total") - rec0
+    duration = op.metric_sum("inference_thresholds_reconcile_duration_seconds_sum") - dur0
     return Relabel(
         name,
         len(hit),
-        op.metric_sum("inference_thresholds_reconciles_total") - rec0,
+        reconciles,
         writes["cm"],
         writes["cr"],
         last - began,
+        op.proc_figures()[1] - cpu0,
+        duration / max(reconciles, 1) * 1000,
     )
 
 
@@ -677,12 +700,15 @@ def main() -> int:
         "restart": {**rs.__dict__, "api_writes": dict(rs.api_writes)},
         "rss_after_sync_mib": rss_sync,
         "rss_peak_mib": max(rss_peak, rss_restart),
+        "rss_first_run_mib": rss_peak,
+        "rss_restarted_mib": rss_restart,
         "rss_idle_mib": rss_idle,
         "cpu_initial_sync_s": cpu_sync,
         "cpu_idle_millicores": cpu_idle * 1000,
         "cpu_first_run_s": cpu_total,
         "cpu_restart_s": cpu_restart,
         "total_s": time.perf_counter() - t_total,
+        "rss_series": op.rss_series,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")
@@ -747,7 +773,11 @@ def print_table(f: dict[str, Any], change_lat: list[float]) -> None:
             f"{rel['reconciles']:.0f} / {rel['cm_writes']} / {rel['cr_writes']}",
             f"ideal {rel['expected']} / {rel['expected']} / {rel['expected']}",
         ),
-        ("  relabel -> last ConfigMap updated", ms(rel["seconds"]), ""),
+        (
+            "  relabel -> last ConfigMap updated",
+            ms(rel["seconds"]),
+            f"operator CPU {rel['cpu_s']:.1f} s; mean reconcile {rel['mean_reconcile_ms']:.0f} ms",
+        ),
         (
             "restart: resync (start until every CR reconciled)",
             f"{rs['resync_s']:.1f} s",
@@ -760,8 +790,8 @@ def print_table(f: dict[str, Any], change_lat: list[float]) -> None:
         ),
         ("restart: apiserver_request_total writes", api_writes, "configmaps, CRs, events, nodes"),
         (
-            "operator peak RSS",
-            f"{f['rss_peak_mib']:.0f} MiB",
+            "operator peak RSS (first run / restarted run)",
+            f"{f['rss_first_run_mib']:.0f} / {f['rss_restarted_mib']:.0f} MiB",
             f"< {TARGET_RSS_MIB} MiB: {ok(f['rss_peak_mib'] < TARGET_RSS_MIB)}",
         ),
         (
