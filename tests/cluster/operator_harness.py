@@ -343,16 +343,7 @@ def nodes(
 
 def install_crd(kube: ClusterAccess) -> None:
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-
-    def established() -> bool:
-        out = kube.kubectl(
-            "get", "crd", "inferencethresholds.thresholds.inference.dev",
-            "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            check=False,
-        )  # fmt: skip
-        return out.stdout.strip() == "True"
-
-    eventually(established, timeout=60, what="CRD established")
+    kube.wait_crd_established("inferencethresholds.thresholds.inference.dev")
     # Discovery can lag Established by a moment; an operator starting then fails its watch.
     eventually(
         lambda: kube.kubectl("get", "ith", "-A", check=False).returncode == 0,

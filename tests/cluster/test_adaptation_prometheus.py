@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client import ApiException
-from operator_harness import Cluster, OperatorProcess, eventually, install_crd, nodes, unique
+from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 from prometheus_harness import MODEL, PrometheusServer, VllmExporter
 
 from inference_thresholds.devcluster.access import ClusterAccess
@@ -27,26 +27,6 @@ pytestmark = pytest.mark.prometheus
 
 LLAMA = {"preset": "llama-3.1-8b"}
 STEP = 0.10
-
-
-@pytest.fixture(scope="module")
-def cluster(kube: ClusterAccess) -> Iterator[Cluster]:
-    install_crd(kube)
-    c = Cluster(kube)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kube: ClusterAccess, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(kube, tmp_path_factory.mktemp("operator"))
-    op.start()
-    yield op
-    alive = op.alive()
-    op.stop()
-    assert alive, f"the operator died during the tests:\n{op.log_tail()}"
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from operator_harness import install_crd
 
 from inference_thresholds.devcluster.access import ClusterAccess
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
-CRD_NAME = "inferencethresholds.thresholds.inference.dev"
 
 
 def _examples() -> list[tuple[str, dict[str, Any]]]:
@@ -32,8 +31,8 @@ WORKLOADS = [(i, d) for i, d in EXAMPLES if d["kind"] != "InferenceThresholds"]
 
 @pytest.fixture(scope="module")
 def crd(kube: ClusterAccess) -> None:
-    kube.kubectl("apply", "-f", str(CRD_FILE))
-    kube.wait_crd_established(CRD_NAME)
+    # Server-side, as the operator tests and Helm apply it: one field manager story.
+    install_crd(kube)
 
 
 def _in_namespace(doc: dict[str, Any], namespace: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from operator_harness import (
     Cluster,
     OperatorProcess,
     eventually,
-    install_crd,
     nodes,
     unique,
 )
@@ -22,26 +20,6 @@ from inference_thresholds.devcluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
 PROFILE = "hw.inference.dev/profile"
-
-
-@pytest.fixture(scope="module")
-def cluster(kube: ClusterAccess) -> Iterator[Cluster]:
-    install_crd(kube)
-    c = Cluster(kube)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kube: ClusterAccess, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(kube, tmp_path_factory.mktemp("operator"))
-    op.start()
-    yield op
-    alive = op.alive()
-    op.stop()
-    assert alive, f"the operator died during the tests:\n{op.log_tail()}"
 
 
 @pytest.fixture

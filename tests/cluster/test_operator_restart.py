@@ -3,12 +3,10 @@ reloaded on change, and a concurrent ConfigMap writer (HTTP 409) is retried corr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from operator_harness import Cluster, OperatorProcess, eventually, install_crd, unique
+from operator_harness import Cluster, OperatorProcess, eventually, unique
 
 from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds.controller.configmap import Owner, desired_configmap, sync_configmap
@@ -16,14 +14,6 @@ from inference_thresholds.controller.kube import Kube, make_api_client
 from inference_thresholds.devcluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
-
-
-@pytest.fixture(scope="module")
-def cluster(kube: ClusterAccess) -> Iterator[Cluster]:
-    install_crd(kube)
-    c = Cluster(kube)
-    yield c
-    c.close()
 
 
 def _selector(pool: str) -> dict[str, Any]:
