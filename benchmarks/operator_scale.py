@@ -714,7 +714,12 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print_table(figures, change_lat)
     ok = figures["change_p99_s"] < TARGET_P99_S and figures["rss_peak_mib"] < TARGET_RSS_MIB
-    return 0 if ok and sum(rs.api_writes.values()) == 0 else 1
+    return 0 if ok and not operator_writes(rs.api_writes) else 1
+
+
+def operator_writes(counts: Counter[str]) -> dict[str, int]:
+    """The writes to resources the operator writes (Nodes: only other controllers do)."""
+    return {k: v for k, v in counts.items() if not k.endswith(" nodes")}
 
 
 def print_table(f: dict[str, Any], change_lat: list[float]) -> None:
@@ -725,7 +730,9 @@ def print_table(f: dict[str, Any], change_lat: list[float]) -> None:
         return "OK" if good else "MISSED"
 
     rel, rs = f["relabel"], f["restart"]
-    api_writes = ", ".join(f"{k} {v}" for k, v in sorted(rs["api_writes"].items())) or "none"
+    ours = operator_writes(Counter(rs["api_writes"]))
+    api_writes = ", ".join(f"{k} {v}" for k, v in sorted(ours.items())) or "none"
+    node_writes = sum(v for k, v in rs["api_writes"].items() if k.endswith(" nodes"))
     print(
         f"operator at scale: {f['nodes']} nodes ({f['hardware_classes']} hardware classes), "
         f"{f['crs']} InferenceThresholds in {f['namespaces']} namespaces "
@@ -788,7 +795,12 @@ def print_table(f: dict[str, Any], change_lat: list[float]) -> None:
             f"{rs['cm_writes']} / {rs['cr_writes']}",
             f"target 0: {ok(rs['cm_writes'] + rs['cr_writes'] == 0)}",
         ),
-        ("restart: apiserver_request_total writes", api_writes, "configmaps, CRs, events, nodes"),
+        (
+            "restart: apiserver_request_total writes (ConfigMaps, CRs, Events)",
+            api_writes,
+            f"target 0: {ok(not ours)}; Node writes meanwhile {node_writes} "
+            "(controller-manager's TTL annotation)",
+        ),
         (
             "operator peak RSS (first run / restarted run)",
             f"{f['rss_first_run_mib']:.0f} / {f['rss_restarted_mib']:.0f} MiB",
