@@ -18,6 +18,9 @@ InferenceThresholds (20 namespaces, varied selectors, models and contexts), runs
 
     .venv/bin/python benchmarks/operator_scale.py                       # 2,000 nodes, 500 CRs
     .venv/bin/python benchmarks/operator_scale.py --nodes 200 --crs 50  # a quick run
+
+With --kubeconfig, no other InferenceThresholds operator may run in that cluster; the
+Nodes, namespaces and CRs the run creates are removed at the end.
 """
 
 from __future__ import annotations
@@ -617,6 +620,11 @@ def main() -> int:
             core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
             install_crd(kube, client.ApiextensionsV1Api(api))
             namespaces = [namespace_name(k) for k in range(args.namespaces)]
+            if core.list_node(label_selector=f"{BENCH_LABEL}=1", limit=1).items:
+                raise SystemExit(
+                    "this cluster holds a previous run's objects; remove them with: kubectl "
+                    f"delete nodes -l {BENCH_LABEL}=1 && kubectl delete ns {' '.join(namespaces)}"
+                )
             bulk(lambda ns: core.create_namespace({"metadata": {"name": ns}}), namespaces)
 
             began = time.perf_counter()
@@ -674,6 +682,15 @@ def main() -> int:
                 STOPPING.set()
             if args.kubeconfig:
                 log("cleaning up (namespaces, nodes)")
+                # The operator's finalizer would hold the CRs (and their namespaces) now
+                # that it is stopped: take it off first.
+                unfinalize = {"metadata": {"finalizers": None}}
+                bulk(
+                    lambda p: custom.patch_namespaced_custom_object(
+                        GROUP, VERSION, p.namespace, PLURAL, p.name, unfinalize
+                    ),
+                    plans,
+                )
                 bulk(lambda ns: core.delete_namespace(ns), namespaces)
                 core.delete_collection_node(label_selector=f"{BENCH_LABEL}=1")
 
