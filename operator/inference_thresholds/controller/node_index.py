@@ -1,8 +1,8 @@
 """What the operator knows about each node, and which CRs a node change affects.
 
-The index itself is a ``kopf.index`` over Nodes (see handlers): kopf fills it before any
+The records live in ``Runtime.nodes`` (see handlers): listed at startup before any
 handler runs, so a restarted operator never reconciles against a half-listed cluster,
-and it stores nothing on the Node objects.
+then kept current by Node events. Nothing is stored on the Node objects.
 """
 
 from __future__ import annotations
