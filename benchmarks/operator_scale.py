@@ -63,6 +63,7 @@ from inference_thresholds.controller.node_index import NodeRecord, node_record
 from inference_thresholds.controller.reconcile import make_plan
 from inference_thresholds.controller.selector import matches
 from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.devcluster.processes import terminate
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
@@ -265,12 +266,7 @@ class Operator:
     def stop(self) -> float:
         assert self.proc is not None
         began = time.perf_counter()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, grace=60)
         self.proc = None
         return time.perf_counter() - began
 

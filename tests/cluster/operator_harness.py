@@ -23,6 +23,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.devcluster.processes import terminate
 
 REPO = Path(__file__).parents[2]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
@@ -115,12 +116,7 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def metrics(self) -> str:

@@ -42,6 +42,7 @@ from kubernetes.client import ApiException
 from operator_harness import A100_LABELS, Cluster, free_port
 
 from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.devcluster.processes import terminate
 from inference_thresholds.engine import load_policy
 
 pytestmark = pytest.mark.helm
@@ -251,12 +252,7 @@ def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subproc
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 @dataclass
@@ -267,7 +263,13 @@ class ChartOperator:
 
     def assert_never_refused(self) -> None:
         """Nothing the operator (or kopf) tried was refused: the grants are sufficient."""
-        text = self.log.read_text(errors="replace")
+        full = self.log.read_text(errors="replace")
+        # Other test modules' namespaces may still be terminating while this cluster-wide
+        # operator sees their CRs; the apiserver refuses Events there with 403, which says
+        # nothing about the chart's RBAC.
+        text = "\n".join(
+            line for line in full.splitlines() if "because it is being terminated" not in line
+        )
         for refusal in ("Forbidden", "Not enough permissions"):
             assert refusal not in text, f"'{refusal}' in the operator log:\n{text[-4000:]}"
         # A bare 403 status, not the digits inside a port, timestamp or resourceVersion.

@@ -124,3 +124,13 @@ def stop(proc: ManagedProcess, grace: float = 10.0) -> None:
     if not _wait_gone(proc, grace):
         _signal_group(proc, signal.SIGKILL)
         _wait_gone(proc, 5.0)
+
+
+def terminate(popen: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM a child started with Popen, SIGKILL it after ``grace`` seconds; reap it."""
+    popen.terminate()
+    try:
+        popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
