@@ -159,7 +159,8 @@ def _cpu_performance(
         _log_decode(log, t_mem, t_comp, t_over, "kernel/compute")
     per_cycle = target.int8_ops_per_cycle if fig.quantized else target.fp_flops_per_cycle
     flops = prefill_flops(fig, wl.prompt_tokens, hidden)
-    t_prefill = flops / (cycles * per_cycle * cpol.prefill_efficiency)
+    p_eff = cpol.prefill_efficiency.get(target.arch, 0.3)
+    t_prefill = flops / (cycles * per_cycle * p_eff)
     ttft = t_prefill + t_over + cpol.request_overhead_ms / 1e3
     if log:
         log.add(
@@ -169,7 +170,7 @@ def _cpu_performance(
             "computed",
             f"{fmt(flops / TERA)} TFLOP ({wl.prompt_tokens} prompt tokens) / "
             f"({fmt(target.cores)} cores x {fmt(target.frequency_ghz)} GHz x {fmt(per_cycle)}"
-            f"/cycle x {cpol.prefill_efficiency}) + {fmt(cpol.request_overhead_ms)} ms",
+            f"/cycle x {p_eff}) + {fmt(cpol.request_overhead_ms)} ms",
         )
     return Performance(1 / t_step, ttft * 1e3)
 

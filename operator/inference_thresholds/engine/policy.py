@@ -119,9 +119,11 @@ class CpuPolicy(WireModel):
     )
     int8_ops_per_cycle: dict[str, float] = Field(
         default_factory=lambda: {
-            "amx_int8": 2048.0,
-            "avx512_vnni": 256.0,
-            "avx_vnni": 128.0,
+            # x86 figures are what llama.cpp-style kernels can feed, not the ISA's
+            # paper peak: Zen 4 double-pumps AVX-512, and AMX covers few weight types.
+            "amx_int8": 512.0,
+            "avx512_vnni": 128.0,
+            "avx_vnni": 96.0,
             "avx2": 64.0,
             "i8mm": 128.0,
             "asimddp": 64.0,
@@ -144,7 +146,10 @@ class CpuPolicy(WireModel):
         2.0, gt=0, description="Apple P-cores have 4 SIMD pipes where Neoverse has 2."
     )
     decode_compute_efficiency: float = Field(0.5, gt=0, le=1)
-    prefill_efficiency: float = Field(0.4, gt=0, le=1)
+    prefill_efficiency: dict[str, float] = Field(
+        default_factory=lambda: {"x86": 0.3, "arm": 0.4, "apple": 0.4},
+        description="Share of the int8/FP peak prefill reaches, by CPU family.",
+    )
     layer_overhead_us: float = Field(
         200, ge=0, description="Per-layer thread synchronisation per decode step, microseconds."
     )
@@ -156,6 +161,7 @@ class CpuPolicy(WireModel):
         _check_positive(self.per_core_bandwidth_gbps, "perCoreBandwidthGBps")
         _check_positive(self.int8_ops_per_cycle, "int8OpsPerCycle")
         _check_positive(self.fp_flops_per_cycle, "fpFlopsPerCycle")
+        _check_positive(self.prefill_efficiency, "prefillEfficiency")
         return self
 
 
