@@ -124,6 +124,13 @@ def main() -> int:
         f"  full pass (detect+GET+PATCH)    first {passes[0]:6.1f} ms, then median "
         f"{statistics.median(passes[1:] or passes):.1f} ms; node writes {report['writes']:.0f}"
     )
+    # The first pass publishes; every later one found nothing changed. Writes per idle hour
+    # scale the later passes' writes to an hour of passes at the default interval.
+    idle_writes = max(0.0, report["writes"] - 1) / max(1, args.passes - 1) * 3600 / INTERVAL_S
+    print(
+        f"  API writes per idle hour        {idle_writes:7.1f}      target 0  "
+        f"{'OK' if idle_writes == 0 else 'OVER'}"
+    )
     cpu_m = report["cpu_ms_per_pass"] / INTERVAL_S
     print(
         f"  CPU per pass                    {report['cpu_ms_per_pass']:7.1f} ms  = "
