@@ -245,6 +245,15 @@ def _operator_argv(release: Release, kubeconfig: Path, metrics: int, liveness: i
     return [CLI, *args, f"--kubeconfig={kubeconfig}", "--bind=127.0.0.1"]
 
 
+def _release_object(kube: ClusterAccess, namespace: str, release: str, kind: str) -> Any:
+    """The one object of ``kind`` that release ``release`` created in ``namespace``."""
+    listed = kubectl(
+        kube, "get", kind, "-n", namespace, "-o", "json",
+        "-l", f"app.kubernetes.io/instance={release}",
+    ).stdout  # fmt: skip
+    return json.loads(listed)["items"][0]
+
+
 @contextlib.contextmanager
 def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
@@ -504,37 +513,13 @@ def test_upgrade_then_uninstall_keeps_the_crd_and_custom_resources(
                                      kubeconfig=kube.kubeconfig).stdout)  # fmt: skip
         assert status["version"] == 2 and status["info"]["status"] == "deployed"
 
-        ds = json.loads(
-            kubectl(
-                kube,
-                "get",
-                "daemonset",
-                "-n",
-                namespace,
-                "-o",
-                "json",
-                "-l",
-                f"app.kubernetes.io/instance={name}",
-            ).stdout
-        )["items"][0]
+        ds = _release_object(kube, namespace, name, "daemonset")
         assert "--interval=120" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
         policy_cm = cluster.cm(namespace, f"{name}-inference-thresholds-operator-policy")
         policy_file = Path(helm.workdir / f"{name}-policy.yaml")
         policy_file.write_text(policy_cm["data"]["policy.yaml"])
         assert load_policy(policy_file).max_floor == 0.85  # the engine reads what the chart wrote
-        deploy = json.loads(
-            kubectl(
-                kube,
-                "get",
-                "deployment",
-                "-n",
-                namespace,
-                "-o",
-                "json",
-                "-l",
-                f"app.kubernetes.io/instance={name}",
-            ).stdout
-        )["items"][0]
+        deploy = _release_object(kube, namespace, name, "deployment")
         args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
         assert any(a.startswith("--policy=") for a in args)
 
