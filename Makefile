@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane test test-unit lint demo crds bench clean
+.PHONY: deps venv controlplane test test-unit lint demo crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages a fresh machine lacks (prometheus, promtool, ...): installed on first use.
+deps:
+	hack/ensure-deps.sh
+
 controlplane:
 	hack/controlplane/build.sh
 
 lint: venv
-	$(VENV)/bin/ruff check operator node-agent tests benchmarks
-	$(VENV)/bin/ruff format --check operator node-agent tests benchmarks
+	$(VENV)/bin/ruff check operator node-agent devtools tests benchmarks
+	$(VENV)/bin/ruff format --check operator node-agent devtools tests benchmarks
 	$(VENV)/bin/mypy
 
 # The CRD is generated from the pydantic models (a unit test fails when it drifts).
@@ -41,8 +45,9 @@ bench: venv controlplane
 test-unit: venv
 	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm'
 
-test: venv controlplane lint
-	$(VENV)/bin/pytest
+# The pinned helm/kubectl (hack/get-helm.sh) go last on PATH: a machine's own kubectl wins.
+test: deps venv controlplane lint
+	PATH="$$PATH:$$(hack/get-helm.sh --dir)" $(VENV)/bin/pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
