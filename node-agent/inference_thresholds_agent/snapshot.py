@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cgroups import CGROUP_MOUNT
-from .memory import DMI_ENTRIES
+from .memory import DMI_ENTRIES, ProbeResult
 from .nvidia import NvmlBackend, NvmlError
 from .pci import PCI_DEVICES
 from .sources import HostFiles
@@ -90,8 +90,16 @@ def record_nvml(backend: NvmlBackend) -> dict[str, Any]:
         backend.shutdown()
 
 
-def record_host(dest: str | Path, root: str | Path = "/", nvml: NvmlBackend | None = None) -> Path:
-    """Copy what detection reads under ``root`` into ``dest``; returns ``dest``."""
+def record_host(
+    dest: str | Path,
+    root: str | Path = "/",
+    nvml: NvmlBackend | None = None,
+    probe: ProbeResult | None = None,
+) -> Path:
+    """Copy what detection reads under ``root`` into ``dest``; returns ``dest``.
+
+    ``probe``: the bandwidth probe's result, replayed by ``detect --root DEST``.
+    """
     files = HostFiles(root)
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,8 +137,12 @@ def record_host(dest: str | Path, root: str | Path = "/", nvml: NvmlBackend | No
     for entry in files.list_dir(DMI_ENTRIES):
         if entry.startswith("17-"):
             _copy(files, out, f"{DMI_ENTRIES}/{entry}/raw")
+    for index in ("index0", "index1", "index2", "index3", "index4"):
+        _copy(files, out, f"/sys/devices/system/cpu/cpu0/cache/{index}/size")
     if nvml is not None:
         (out / "nvml.json").write_text(json.dumps(record_nvml(nvml), indent=2) + "\n")
+    if probe is not None:
+        (out / "bandwidth-probe.json").write_text(json.dumps(probe.wire(), indent=2) + "\n")
     return out
 
 

@@ -52,6 +52,15 @@ class MemoryInfo(WireModel):
     bandwidth_rule: str | None = Field(
         None, description="How the bandwidth was obtained (table entry, probe, estimate rule)."
     )
+    bandwidth_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Measured only: threads that read at once to reach bandwidthGBps (the "
+        "cores the probing process could use); more cores may reach more.",
+    )
+    per_core_bandwidth_gbps: float | None = Field(
+        None, gt=0, description="Measured only: read bandwidth one thread (one core) reaches."
+    )
 
 
 class DeviceInfo(WireModel):
