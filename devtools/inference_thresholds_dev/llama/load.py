@@ -1,0 +1,219 @@
+"""A bounded load generator for any llama-server: a base URL in, measurements out.
+
+Each request sends a prompt of exactly ``prompt_tokens`` random token ids (so no prompt
+cache and no tokenizer can change the prefill), asks for ``n_predict`` tokens with
+``ignore_eos`` and streams the answer. Per request it records the client-observed time to
+first token (first streamed token), and the server's own ``timings`` (prefill ms, decode
+tok/s). Around the run it reads ``/metrics`` (``--metrics``) and reports the counters'
+deltas, the same series Prometheus scrapes. Everything read back is bounded: response
+sizes, request count, time per request.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+MAX_REQUESTS = 200
+MAX_BODY_BYTES = 4 << 20
+MAX_METRICS_BYTES = 1 << 20
+_FIRST_USABLE_TOKEN = 3 + 256  # after <unk> <s> </s> and the byte tokens
+
+
+class LoadError(RuntimeError):
+    """The server answered something the generator cannot use; the message says what."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    requests: int = 3
+    prompt_tokens: int = 256
+    n_predict: int = 128
+    warmup: int = 1  # requests sent first and not counted (page cache, thread pools)
+    request_timeout_s: float = 300
+    vocab_size: int = 32000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.requests <= MAX_REQUESTS:
+            raise ValueError(f"requests must be 1..{MAX_REQUESTS}, got {self.requests}")
+        if self.prompt_tokens < 1 or self.n_predict < 1:
+            raise ValueError("prompt_tokens and n_predict must be >= 1")
+        if self.vocab_size <= _FIRST_USABLE_TOKEN:
+            raise ValueError(f"vocab_size must exceed {_FIRST_USABLE_TOKEN}")
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    ttft_ms: float  # client-observed: request sent -> first streamed token
+    latency_ms: float  # request sent -> last byte
+    prompt_n: int
+    prompt_ms: float  # server timings: prefill
+    predicted_n: int
+    decode_tps: float  # server timings: predicted_per_second
+
+
+@dataclass
+class LoadReport:
+    base_url: str
+    spec: LoadSpec
+    results: list[RequestResult] = field(default_factory=list)
+    metrics_delta: dict[str, float] = field(default_factory=dict)
+
+    def median(self, attribute: str) -> float:
+        return float(statistics.median(getattr(r, attribute) for r in self.results))
+
+    @property
+    def decode_tps(self) -> float:
+        return self.median("decode_tps")
+
+    @property
+    def ttft_ms(self) -> float:
+        return self.median("ttft_ms")
+
+    @property
+    def latency_ms(self) -> float:
+        return self.median("latency_ms")
+
+    @property
+    def metrics_decode_tps(self) -> float | None:
+        tokens = self.metrics_delta.get("llamacpp:tokens_predicted_total")
+        seconds = self.metrics_delta.get("llamacpp:tokens_predicted_seconds_total")
+        return tokens / seconds if tokens and seconds else None
+
+    @property
+    def metrics_prompt_tps(self) -> float | None:
+        tokens = self.metrics_delta.get("llamacpp:prompt_tokens_total")
+        seconds = self.metrics_delta.get("llamacpp:prompt_seconds_total")
+        return tokens / seconds if tokens and seconds else None
+
+    def observed(self) -> dict[str, float]:
+        """The measured figures, named as the client validation expects them."""
+        return {
+            "tokens_per_second": self.decode_tps,
+            "time_to_first_token_ms": self.ttft_ms,
+            "latency_ms": self.latency_ms,
+        }
+
+
+def read_metrics(base_url: str, timeout_s: float = 10) -> dict[str, float]:
+    """llama-server's /metrics counters and gauges (unlabelled samples), bounded."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout_s) as response:
+        body = response.read(MAX_METRICS_BYTES + 1)
+    if len(body) > MAX_METRICS_BYTES:
+        raise LoadError(f"{base_url}/metrics: more than {MAX_METRICS_BYTES} bytes")
+    values: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(body.decode("utf-8", "replace")):
+            for sample in family.samples:
+                if not sample.labels and isinstance(sample.value, int | float):
+                    values[sample.name] = float(sample.value)
+    except ValueError as exc:
+        raise LoadError(f"{base_url}/metrics: not Prometheus text format ({exc})") from exc
+    return values
+
+
+def _events(response: Any, deadline: float) -> Iterator[dict[str, Any]]:
+    """Server-sent events of a streamed completion, as JSON objects."""
+    total = 0
+    for raw in response:
+        total += len(raw)
+        if total > MAX_BODY_BYTES:
+            raise LoadError(f"streamed answer exceeds {MAX_BODY_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise LoadError("request exceeded its time limit")
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            event = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise LoadError(f"unparsable event {payload[:80]!r}") from exc
+        if isinstance(event, dict):
+            yield event
+
+
+def one_request(base_url: str, prompt: list[int], spec: LoadSpec) -> RequestResult:
+    body = json.dumps(
+        {
+            "prompt": prompt,
+            "n_predict": spec.n_predict,
+            "ignore_eos": True,
+            "cache_prompt": False,
+            "stream": True,
+            "temperature": 0,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{base_url}/completion", body, {"Content-Type": "application/json"}
+    )
+    sent = time.perf_counter()
+    deadline = time.monotonic() + spec.request_timeout_s
+    first: float | None = None
+    timings: Mapping[str, Any] | None = None
+    try:
+        with urllib.request.urlopen(request, timeout=spec.request_timeout_s) as response:
+            for event in _events(response, deadline):
+                if first is None and event.get("content") is not None:
+                    first = time.perf_counter()
+                if isinstance(event.get("timings"), dict):
+                    timings = event["timings"]
+                if event.get("stop"):
+                    break
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(2000).decode("utf-8", "replace")
+        raise LoadError(f"{base_url}/completion: HTTP {exc.code}: {detail}") from exc
+    done = time.perf_counter()
+    if first is None or timings is None:
+        raise LoadError(f"{base_url}/completion: no streamed token or no timings in the answer")
+    try:
+        return RequestResult(
+            ttft_ms=(first - sent) * 1e3,
+            latency_ms=(done - sent) * 1e3,
+            prompt_n=int(timings["prompt_n"]),
+            prompt_ms=float(timings["prompt_ms"]),
+            predicted_n=int(timings["predicted_n"]),
+            decode_tps=float(timings["predicted_per_second"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LoadError(f"{base_url}/completion: timings lack {exc}") from exc
+
+
+def drive(base_url: str, spec: LoadSpec) -> LoadReport:
+    """Send ``warmup`` + ``requests`` requests one after another; report what was measured."""
+    rng = random.Random(spec.seed)
+
+    def prompt() -> list[int]:
+        return [
+            rng.randrange(_FIRST_USABLE_TOKEN, spec.vocab_size) for _ in range(spec.prompt_tokens)
+        ]
+
+    for _ in range(spec.warmup):
+        one_request(base_url, prompt(), spec)
+    before = read_metrics(base_url)
+    report = LoadReport(base_url, spec)
+    for _ in range(spec.requests):
+        result = one_request(base_url, prompt(), spec)
+        if result.predicted_n != spec.n_predict:
+            raise LoadError(
+                f"server generated {result.predicted_n} tokens, not n_predict={spec.n_predict}: "
+                "is its context (-c) smaller than prompt + n_predict?"
+            )
+        report.results.append(result)
+    after = read_metrics(base_url)
+    report.metrics_delta = {
+        name: after[name] - before.get(name, 0.0) for name in after if name.endswith("_total")
+    }
+    return report
