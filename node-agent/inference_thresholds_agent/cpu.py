@@ -74,6 +74,14 @@ class CpuFacts:
     max_frequency_mhz: float | None = None
     isa: list[str] = field(default_factory=list)
     online_cpus: set[int] | None = None
+    # logical CPU -> (package, core): SMT siblings share a core. None when unknown.
+    core_of: dict[int, tuple[int, int]] | None = None
+
+    def physical_cores_in(self, cpus: set[int]) -> int | None:
+        """Distinct physical cores the given logical CPUs cover (SMT siblings count once)."""
+        if not self.core_of or not cpus <= self.core_of.keys():
+            return None
+        return len({self.core_of[cpu] for cpu in cpus})
 
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
@@ -165,6 +173,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
 def _topology(files: HostFiles, facts: CpuFacts, processors: list[dict[str, str]]) -> None:
     cores: set[tuple[int, int]] = set()
     packages: set[int] = set()
+    core_of: dict[int, tuple[int, int]] = {}
     for cpu in sorted(facts.online_cpus or ()):
         base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
         package = files.read_int(f"{base}/physical_package_id")
@@ -172,9 +181,12 @@ def _topology(files: HostFiles, facts: CpuFacts, processors: list[dict[str, str]
         if package is None or core is None:
             cores.clear()
             packages.clear()
+            core_of.clear()
             break
         packages.add(package)
         cores.add((package, core))
+        core_of[cpu] = (package, core)
+    facts.core_of = core_of or None
     if not cores:
         # /proc/cpuinfo on x86 carries the same ids; Arm cpuinfo does not.
         for block in processors:

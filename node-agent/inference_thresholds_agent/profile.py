@@ -117,6 +117,13 @@ class Detector:
             notes.extend(limits.detail)
             if limits.cpuset and usable is not None:
                 usable = min(usable, float(len(limits.cpuset)))
+                # A cpuset of SMT siblings shares cores: count the cores it covers.
+                covered = cpu.physical_cores_in(limits.cpuset)
+                if covered is not None and covered < usable:
+                    notes.append(
+                        f"cpuset {len(limits.cpuset)} CPUs are SMT siblings on {covered} core(s)"
+                    )
+                    usable = float(covered)
             if limits.quota_cores is not None:
                 usable = limits.quota_cores if usable is None else min(usable, limits.quota_cores)
             if limits.memory_limit_bytes:

@@ -267,3 +267,34 @@ def test_significant_rounding() -> None:
     assert round_significant(43.27) == 43.0
     assert round_significant(187.4) == 190.0
     assert round_significant(0.0) == 0.0
+
+
+def test_cpuset_of_smt_siblings_counts_the_cores_it_covers(tmp_path: Path) -> None:
+    """Two logical CPUs that are hyperthreads of one core give one core's throughput."""
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "".join(
+            f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n"
+            "flags\t\t: fpu lm avx avx2 fma\n\n"
+            for i in range(4)
+        )
+    )
+    (tmp_path / "proc/self").mkdir()
+    (tmp_path / "proc/self/cgroup").write_text("0::/\n")
+    cpu_dir = tmp_path / "sys/devices/system/cpu"
+    cpu_dir.mkdir(parents=True)
+    (cpu_dir / "online").write_text("0-3\n")
+    for cpu, core in enumerate((0, 0, 1, 1)):  # cpu0/cpu1 and cpu2/cpu3 are siblings
+        topology = cpu_dir / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "core_id").write_text(f"{core}\n")
+        (topology / "physical_package_id").write_text("0\n")
+    cgroup = tmp_path / "sys/fs/cgroup"
+    cgroup.mkdir(parents=True)
+    (cgroup / "cgroup.controllers").write_text("cpu cpuset\n")
+    (cgroup / "cpuset.cpus.effective").write_text("0-1\n")
+    (tmp_path / "nvml.json").write_text('{"libraryMissing": true}')
+    detection = Detector(tmp_path).run()
+    assert detection.profile.cpu.physical_cores == 2
+    assert detection.profile.cpu.usable_cores == 1.0
+    assert any("SMT siblings on 1 core(s)" in note for note in detection.notes)
