@@ -183,7 +183,7 @@ class BandwidthProbe(Protocol):
 
 
 _MAX_BUFFER = 512 << 20
-_ROUND_S = 0.01  # rounds long enough that barrier wake-ups (~50 us) stay under 1 %
+_CHUNK_BYTES = 16 << 20  # per thread per round: ~1-2 ms, barrier wake-ups stay ~3 %
 
 
 def _memchr() -> Any:
@@ -196,33 +196,36 @@ def _memchr() -> Any:
 
 
 def _best_rate(
-    reader: Any, base: int, size: int, threads: int, budget_s: float, max_rounds: int = 50
+    reader: Any, base: int, size: int, threads: int, budget_s: float, max_rounds: int = 400
 ) -> float:
-    """Best bytes/s over rounds in which ``threads`` threads each read a slice of the buffer.
+    """Best bytes/s over short rounds in which ``threads`` threads read at the same time.
 
-    The best round, as STREAM reports: slower rounds are interference (other processes,
-    cgroup throttling), not the memory system. A single thread is also timed by its own
-    CPU time (at most 2x its wall-clock figure), which preemption does not inflate.
+    Each thread owns a slice of the buffer and reads the next chunk of it every round, so
+    over the rounds the whole buffer (several times the last-level cache) streams from
+    memory. The best round counts, as STREAM reports: slower rounds are interference
+    (other processes, cgroup throttling), not the memory system; short rounds (a few ms)
+    make an undisturbed one likely on a busy machine. A single thread is also timed by its
+    own CPU time (at most 2x its wall-clock figure), which preemption does not inflate.
     """
     slice_bytes = (size // threads) & ~4095
-    repeats = [1]
+    chunk = max(4096, min(slice_bytes, _CHUNK_BYTES)) & ~4095
+    chunks = max(1, slice_bytes // chunk)
+    rounds = [0]
     stop = threading.Event()
     start, done = threading.Barrier(threads + 1), threading.Barrier(threads + 1)
-
     cpu_rates = [0.0] * threads
 
     def worker(index: int) -> None:
-        address = base + index * slice_bytes
         while True:
             start.wait()
             if stop.is_set():
                 return
+            address = base + index * slice_bytes + (rounds[0] % chunks) * chunk
             began = time.thread_time()
-            for _ in range(repeats[0]):
-                reader(address, 0, slice_bytes)  # no zero byte: scans the whole slice
+            reader(address, 0, chunk)  # no zero byte in the buffer: scans the whole chunk
             spent = time.thread_time() - began
             if spent > 0:
-                cpu_rates[index] = max(cpu_rates[index], slice_bytes * repeats[0] / spent)
+                cpu_rates[index] = max(cpu_rates[index], chunk / spent)
             done.wait()
 
     pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
@@ -231,14 +234,14 @@ def _best_rate(
     best = 0.0
     deadline = time.perf_counter() + budget_s
     try:
-        for _ in range(max_rounds):
+        for index in range(max_rounds):
+            rounds[0] = index
             began = time.perf_counter()
             start.wait()
             done.wait()
             took = time.perf_counter() - began
-            best = max(best, threads * slice_bytes * repeats[0] / took)
-            if took < _ROUND_S:
-                repeats[0] = min(64, repeats[0] * 2)
+            if index > 0:  # the first round also wakes the threads up
+                best = max(best, threads * chunk / took)
             if time.perf_counter() + took > deadline:
                 break
     finally:
