@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
-import math
 import struct
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from inference_thresholds.api import BandwidthSource
+from inference_thresholds.engine.explain import round_sig
 from inference_thresholds.engine.specs import ddr_bandwidth_gbps, lookup_cpu_memory
 
 from .cpu import CpuFacts
@@ -146,10 +146,7 @@ def estimate_bandwidth(cpu: CpuFacts) -> tuple[float, str]:
 
 def round_significant(value: float, digits: int = 2) -> float:
     """Measured figures are rounded so run-to-run noise does not churn labels."""
-    if value <= 0:
-        return value
-    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
-    return float(round(value * scale) / scale)
+    return round_sig(value, digits) if value > 0 else value
 
 
 @dataclass(frozen=True)

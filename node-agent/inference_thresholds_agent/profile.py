@@ -117,8 +117,9 @@ class Detector:
             notes.extend(limits.detail)
             if limits.cpuset and usable is not None:
                 usable = min(usable, float(len(limits.cpuset)))
-                # A cpuset of SMT siblings shares cores: count the cores it covers.
-                covered = cpu.physical_cores_in(limits.cpuset)
+                # A pinned cpuset of SMT siblings shares cores: count the cores it covers.
+                pinned = cpu.online_cpus is not None and limits.cpuset < cpu.online_cpus
+                covered = cpu.physical_cores_in(limits.cpuset) if pinned else None
                 if covered is not None and covered < usable:
                     notes.append(
                         f"cpuset {len(limits.cpuset)} CPUs are SMT siblings on {covered} core(s)"

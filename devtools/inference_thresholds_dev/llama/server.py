@@ -6,12 +6,14 @@ same API, so everything downstream is process-agnostic.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,9 @@ class ServerOptions:
     ctx_size: int = 2048
     parallel: int = 1
     extra_args: Sequence[str] = field(default_factory=tuple)
+    # CPU weight of the server against the machine's other work, as a Guaranteed pod's
+    # CPU request gives it: a nice decrement (needs CAP_SYS_NICE; ignored without it).
+    priority: int = 0
 
     def argv(self, binary: Path, model: Path, port: int) -> list[str]:
         return [
@@ -68,6 +73,29 @@ class RunningServer:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+_CAP_SYS_NICE = 23
+
+
+def can_raise_priority() -> bool:
+    """Whether processes started here may lower their nice value (CAP_SYS_NICE)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_NICE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
+def _raise_priority(priority: int) -> Callable[[], None]:
+    def apply() -> None:
+        # Without CAP_SYS_NICE the server runs at the default weight.
+        with contextlib.suppress(OSError):
+            os.nice(-priority)
+
+    return apply
 
 
 def _wait_ready(server: RunningServer, timeout_s: float) -> None:
@@ -119,6 +147,7 @@ def llama_server(
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_raise_priority(options.priority) if options.priority else None,
             )
         server = RunningServer(f"http://127.0.0.1:{port}", process, log)
         try:

@@ -153,6 +153,12 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
     )
 
 
+def step_bytes(fig: ModelFigures, wl: Workload) -> tuple[float, float]:
+    """Bytes one decode step streams (weights + KV cache at mean context), and that context."""
+    mean_ctx, _ = context_tokens(wl)
+    return fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency, mean_ctx
+
+
 def context_tokens(workload: Workload) -> tuple[float, float]:
     """(mean context during decode, peak context) in tokens per sequence."""
     return (
