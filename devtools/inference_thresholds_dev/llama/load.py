@@ -21,7 +21,8 @@ import statistics
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -62,6 +63,9 @@ class RequestResult:
     prompt_ms: float  # server timings: prefill
     predicted_n: int
     decode_tps: float  # server timings: predicted_per_second
+    # Share of its cores the server used during the request (CPU time / (latency x
+    # threads)): ~1 when it had them; below, other work took them. None: not observable.
+    cores_share: float | None = None
 
 
 @dataclass
@@ -164,8 +168,17 @@ def one_request(base_url: str, prompt: list[int], spec: LoadSpec) -> RequestResu
         raise LoadError(f"{base_url}/completion: no usable timings in the answer ({exc})") from exc
 
 
-def drive(base_url: str, spec: LoadSpec) -> LoadReport:
-    """Send ``warmup`` + ``requests`` requests one after another; report what was measured."""
+def drive(
+    base_url: str,
+    spec: LoadSpec,
+    cpu_seconds: Callable[[], float | None] | None = None,
+    threads: int = 1,
+) -> LoadReport:
+    """Send ``warmup`` + ``requests`` requests one after another; report what was measured.
+
+    ``cpu_seconds`` (the server's CPU time so far, where the caller can see its process)
+    lets each result say what share of its ``threads`` cores the server really got.
+    """
     rng = random.Random(spec.seed)
 
     def prompt() -> list[int]:
@@ -178,7 +191,12 @@ def drive(base_url: str, spec: LoadSpec) -> LoadReport:
     before = read_metrics(base_url)
     report = LoadReport(base_url, spec)
     for _ in range(spec.requests):
+        cpu_before = cpu_seconds() if cpu_seconds else None
         result = one_request(base_url, prompt(), spec)
+        cpu_after = cpu_seconds() if cpu_seconds else None
+        if cpu_before is not None and cpu_after is not None:
+            share = (cpu_after - cpu_before) / (result.latency_ms / 1e3 * max(1, threads))
+            result = replace(result, cores_share=min(share, 1.0))
         if result.predicted_n != spec.n_predict:
             raise LoadError(
                 f"server generated {result.predicted_n} tokens, not n_predict={spec.n_predict}: "
@@ -190,3 +208,40 @@ def drive(base_url: str, spec: LoadSpec) -> LoadReport:
         name: after[name] - before.get(name, 0.0) for name in after if name.endswith("_total")
     }
     return report
+
+
+MIN_CORES_SHARE = 0.85  # a request that had less of its cores ran on a contended machine
+
+
+def uncontended(
+    results: list[RequestResult], min_share: float = MIN_CORES_SHARE
+) -> list[RequestResult]:
+    return [r for r in results if r.cores_share is None or r.cores_share >= min_share]
+
+
+def drive_healthy(
+    base_url: str,
+    spec: LoadSpec,
+    cpu_seconds: Callable[[], float | None],
+    threads: int,
+    retries: int = 3,
+) -> tuple[LoadReport, bool]:
+    """Measure until ``spec.requests`` requests had their cores (at most ``retries`` more
+    rounds); returns the report of those requests and whether the machine stayed contended.
+
+    A request during which other work took the server's cores is not a healthy pod's: on a
+    dedicated node it would not happen, so it is measured again rather than counted.
+    """
+    report = drive(base_url, spec, cpu_seconds, threads)
+    for _ in range(retries):
+        if len(uncontended(report.results)) >= spec.requests:
+            break
+        again = drive(base_url, replace(spec, warmup=0), cpu_seconds, threads)
+        report.results += again.results
+        for name, value in again.metrics_delta.items():
+            report.metrics_delta[name] = report.metrics_delta.get(name, 0.0) + value
+    healthy = uncontended(report.results)
+    if len(healthy) < spec.requests:
+        return report, True
+    report.results = healthy[: spec.requests]
+    return report, False

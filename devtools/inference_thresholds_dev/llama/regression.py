@@ -11,16 +11,26 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .server import raise_priority
+
 _SPIN = "while True:\n    pass\n"
 
 
 @contextmanager
-def cpu_hogs(count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` busy-looping processes for the duration of the block, then stopped."""
+def cpu_hogs(count: int, priority: int = 0) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` busy-looping processes for the duration of the block, then stopped.
+
+    ``priority`` is the nice decrement to give them: the server's own, so that they
+    compete with it on equal terms (a neighbour with the same CPU weight).
+    """
     if not 1 <= count <= 256:
         raise ValueError(f"count must be 1..256, got {count}")
     hogs = [
-        subprocess.Popen([sys.executable, "-c", _SPIN], stdin=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-c", _SPIN],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=raise_priority(priority) if priority else None,
+        )
         for _ in range(count)
     ]
     try:

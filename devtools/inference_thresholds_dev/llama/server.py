@@ -68,6 +68,14 @@ class RunningServer:
                 return int(line.split()[1]) / 1024
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the server has used so far (from /proc/PID/stat)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -89,7 +97,7 @@ def can_raise_priority() -> bool:
     return os.geteuid() == 0
 
 
-def _raise_priority(priority: int) -> Callable[[], None]:
+def raise_priority(priority: int) -> Callable[[], None]:
     def apply() -> None:
         # Without CAP_SYS_NICE the server runs at the default weight.
         with contextlib.suppress(OSError):
@@ -147,7 +155,7 @@ def llama_server(
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_raise_priority(options.priority) if options.priority else None,
+                preexec_fn=raise_priority(options.priority) if options.priority else None,
             )
         server = RunningServer(f"http://127.0.0.1:{port}", process, log)
         try:
