@@ -212,8 +212,11 @@ def _frequency(files: HostFiles, facts: CpuFacts) -> None:
         base = f"/sys/devices/system/cpu/cpu{cpu}/cpufreq"
         if (value := files.read_int(f"{base}/cpuinfo_max_freq")) is not None:
             maxima.append(value)
-        if (value := files.read_int(f"{base}/base_frequency")) is not None:
-            bases.append(value)
+        # intel_pstate names the base clock base_frequency; amd-pstate calls it nominal.
+        for name in ("base_frequency", "amd_pstate_nominal_freq"):
+            if (value := files.read_int(f"{base}/{name}")) is not None:
+                bases.append(value)
+                break
     if not maxima:
         for policy in files.list_dir("/sys/devices/system/cpu/cpufreq"):
             value = files.read_int(f"/sys/devices/system/cpu/cpufreq/{policy}/cpuinfo_max_freq")

@@ -33,6 +33,7 @@ _CPU_FILES = (
     "topology/thread_siblings_list",
     "cpufreq/cpuinfo_max_freq",
     "cpufreq/base_frequency",
+    "cpufreq/amd_pstate_nominal_freq",
 )
 _CGROUP_FILES = (
     "cgroup.controllers",

@@ -9,7 +9,7 @@ import pytest
 
 from inference_thresholds.api import BandwidthSource, HardwareProfile
 from inference_thresholds_agent.cgroups import read_cgroup_cpu
-from inference_thresholds_agent.cpu import parse_cpuinfo
+from inference_thresholds_agent.cpu import parse_cpuinfo, read_cpu
 from inference_thresholds_agent.memory import (
     parse_dmi_memory_device,
     round_significant,
@@ -298,3 +298,18 @@ def test_cpuset_of_smt_siblings_counts_the_cores_it_covers(tmp_path: Path) -> No
     assert detection.profile.cpu.physical_cores == 2
     assert detection.profile.cpu.usable_cores == 1.0
     assert any("SMT siblings on 1 core(s)" in note for note in detection.notes)
+
+
+def test_amd_pstate_nominal_frequency_is_the_base_clock(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD Ryzen 9 7950X 16-Core "
+        "Processor\nflags\t\t: fpu lm avx avx2\n\n"
+    )
+    freq = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq"
+    freq.mkdir(parents=True)
+    (freq / "cpuinfo_max_freq").write_text("5700000\n")
+    (freq / "amd_pstate_nominal_freq").write_text("4500000\n")
+    (tmp_path / "sys/devices/system/cpu/online").write_text("0\n")
+    cpu = read_cpu(HostFiles(tmp_path))
+    assert (cpu.base_frequency_mhz, cpu.max_frequency_mhz) == (4500.0, 5700.0)

@@ -163,7 +163,8 @@ class CpuTarget:
         return min(self.socket_bandwidth_gbps, self.cores * self.core_bandwidth_gbps)
 
 
-def _arch(hw: HardwareProfile) -> str:
+def cpu_arch(hw: HardwareProfile) -> str:
+    """x86, arm or apple: the CPU family the kernel rates are chosen for."""
     cpu = hw.cpu
     text = f"{cpu.vendor or ''} {cpu.model or ''}".lower()
     if "apple" in text:
@@ -198,7 +199,7 @@ def cpu_target(
     weight_bits: float = 16.0,
 ) -> CpuTarget:
     cpu = hw.cpu
-    arch = _arch(hw)
+    arch = cpu_arch(hw)
     log.add("cpu.arch", arch, None, "computed", cpu.model or "model unknown")
     # Cores: the pod's limit, the cgroup-usable cores and the physical cores, least wins.
     candidates: list[tuple[float, str, str]] = []
@@ -222,15 +223,23 @@ def cpu_target(
     else:
         cores = 4.0
         log.add("cpu.cores", cores, "cores", "estimate", "no core counts in the profile")
-    if cpu.max_frequency_mhz or cpu.base_frequency_mhz:
-        mhz = float(cpu.max_frequency_mhz or cpu.base_frequency_mhz or 0)
+    if cpu.base_frequency_mhz:
+        # Every core running SIMD kernels holds about the base clock (power limits); the
+        # maximum is a one-core boost a busy multi-core matmul does not sustain.
+        mhz = float(cpu.base_frequency_mhz)
         log.add(
             "cpu.frequency",
             mhz / 1000,
             "GHz",
             "label",
-            "maxFrequencyMHz" if cpu.max_frequency_mhz else "baseFrequencyMHz",
+            "baseFrequencyMHz: the all-core clock under sustained SIMD load"
+            + (
+                f" (boost {fmt(cpu.max_frequency_mhz / 1000)} GHz)" if cpu.max_frequency_mhz else ""
+            ),
         )
+    elif cpu.max_frequency_mhz:
+        mhz = float(cpu.max_frequency_mhz)
+        log.add("cpu.frequency", mhz / 1000, "GHz", "label", "maxFrequencyMHz (no base clock)")
     else:
         mhz = cpol.default_frequency_mhz
         log.add("cpu.frequency", mhz / 1000, "GHz", "estimate", "no frequency in the profile")
