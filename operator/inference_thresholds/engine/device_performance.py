@@ -87,6 +87,8 @@ def device_performance(
     if peak:
         flops = prefill_flops(fig, wl.prompt_tokens, hidden)
         p_eff = bpol.prefill_efficiency.get(rt)
+        if fig.quantized:
+            p_eff *= bpol.quantized_prefill_factor.get(rt)
         t_c = flops / (p_eff * peak)
         t_w = fig.weight_bytes_stored / (eff * bw)
         req = bpol.request_overhead_ms.get(rt) / 1e3
@@ -97,7 +99,7 @@ def device_performance(
                 ttft * 1e3,
                 "ms",
                 "computed",
-                f"max({fmt(flops / TERA)} TFLOP / ({p_eff} x {fmt(peak / TERA)} TFLOPS) = "
+                f"max({fmt(flops / TERA)} TFLOP / ({fmt(p_eff)} x {fmt(peak / TERA)} TFLOPS) = "
                 f"{fmt(t_c * 1e3)} ms, weight read {fmt(t_w * 1e3)} ms) + "
                 f"{fmt(t_over * 1e3)} ms dispatch + {fmt(req * 1e3)} ms request overhead",
             )

@@ -77,6 +77,11 @@ class DeviceBackendPolicy(WireModel):
     layer_overhead_us: RuntimeTable = Field(
         description="Per-layer kernel launch/dispatch time per decode step, microseconds."
     )
+    quantized_prefill_factor: RuntimeTable = Field(
+        default_factory=lambda: RuntimeTable(default=1.0),
+        description="Multiplier on prefill efficiency when weights are below 16 bits: "
+        "weight-only quantized GEMMs dequantize inside the kernel.",
+    )
     quantized_layer_factor: RuntimeTable = Field(
         description="Multiplier on layer overhead when weights are below 16 bits (dequant)."
     )
@@ -237,6 +242,14 @@ def _cuda() -> DeviceBackendPolicy:
         layer_overhead_us=RuntimeTable(
             default=40,
             per_runtime={"llama.cpp": 40, "vllm": 35, "tensorrt-llm": 25, "gpt-fast": 30},
+        ),
+        # Weight-only quantized prefill GEMMs: Marlin (vLLM) approaches FP16 throughput at
+        # large batch (IST-DASLab/marlin README), TensorRT-LLM's W4A16/W8A16 kernels likewise;
+        # gpt-fast dequantizes int4/int8 to bf16 before its matmuls. llama.cpp's MMQ runs
+        # int8 tensor-core MMAs, calibrated as is on the RTX 3060/3090 and T4 rows.
+        quantized_prefill_factor=RuntimeTable(
+            default=0.7,
+            per_runtime={"llama.cpp": 1.0, "vllm": 0.8, "tensorrt-llm": 0.85, "gpt-fast": 0.5},
         ),
         quantized_layer_factor=RuntimeTable(
             default=2.0,
