@@ -29,7 +29,7 @@ def cpu_hogs(count: int, priority: int = 0) -> Iterator[list[subprocess.Popen[by
         subprocess.Popen(
             [sys.executable, "-c", _SPIN],
             stdin=subprocess.DEVNULL,
-            preexec_fn=raise_priority(priority) if priority else None,
+            preexec_fn=raise_priority(priority),
         )
         for _ in range(count)
     ]

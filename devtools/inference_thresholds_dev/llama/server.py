@@ -7,7 +7,9 @@ same API, so everything downstream is process-agnostic.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -97,8 +99,19 @@ def can_raise_priority() -> bool:
     return os.geteuid() == 0
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this child when the process that started it dies (a killed test
+    run must not leave servers behind)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def raise_priority(priority: int) -> Callable[[], None]:
     def apply() -> None:
+        _die_with_parent()
         # Without CAP_SYS_NICE the server runs at the default weight.
         with contextlib.suppress(OSError):
             os.nice(-priority)
@@ -155,7 +168,7 @@ def llama_server(
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=raise_priority(options.priority) if options.priority else None,
+                preexec_fn=raise_priority(options.priority),
             )
         server = RunningServer(f"http://127.0.0.1:{port}", process, log)
         try:
