@@ -102,7 +102,9 @@ def measure(
     ctx = 2 * (load.prompt_tokens + load.n_predict)
     options = ServerOptions(threads=threads, ctx_size=ctx, priority=PRIORITY)
     with llama_server(tools, path, options, logs) as server:
-        report, contended = drive_healthy(server.base_url, load, server.cpu_seconds, threads)
+        report, contended = drive_healthy(
+            server.base_url, load, server.runqueue_wait_seconds, threads
+        )
         peak = server.peak_rss_mib() or 0.0
     shares = [r.cores_share for r in report.results if r.cores_share is not None]
     share = statistics.median(shares) if shares else None
@@ -158,9 +160,9 @@ def main() -> int:
     )
     print(
         f"machine load average {load_before:.1f} before, {load_after:.1f} after, on "
-        f"{os.cpu_count()} CPUs; 'cores got' = median over requests of server CPU time / "
-        f"(latency x threads); requests under {MIN_SHARE:.0%} are re-run (up to {RETRIES} "
-        "times) and not counted\n"
+        f"{os.cpu_count()} CPUs; 'cores got' = median over requests of 1 - the server "
+        f"threads' run-queue wait / (latency x threads); requests under {MIN_SHARE:.0%} are "
+        f"re-run (up to {RETRIES} times) and not counted\n"
     )
     print(
         "| model | format | expected tok/s | measured | exp/meas | min tok/s | expected TTFT ms"

@@ -80,7 +80,7 @@ def test_healthy_server_passes_and_a_cpu_hog_fails_then_clears(
     server: RunningServer, thresholds: ThresholdResult, spec: LoadSpec, threads: int
 ) -> None:
     limits = thresholds.thresholds
-    healthy, contended = drive_healthy(server.base_url, spec, server.cpu_seconds, threads)
+    healthy, contended = drive_healthy(server.base_url, spec, server.runqueue_wait_seconds, threads)
     if contended:
         # Measured, not guessed: other work held the server's cores in most requests, so
         # no request here is a healthy pod's. A dedicated node (or an idle CI) runs it.
@@ -99,14 +99,16 @@ def test_healthy_server_passes_and_a_cpu_hog_fails_then_clears(
         degraded = drive(server.base_url, LoadSpec(
             requests=2, prompt_tokens=spec.prompt_tokens, n_predict=spec.n_predict,
             warmup=0, vocab_size=spec.vocab_size,
-        ), server.cpu_seconds, threads)  # fmt: skip
+        ), server.runqueue_wait_seconds, threads)  # fmt: skip
     failed = check(degraded, limits)
     assert not failed.passed
     assert "min_tokens_per_second" in {f.threshold for f in failed.failures}
     assert degraded.decode_tps < 0.6 * healthy.decode_tps
 
     # Neighbour gone: the same server passes again.
-    restored, contended = drive_healthy(server.base_url, spec, server.cpu_seconds, threads)
+    restored, contended = drive_healthy(
+        server.base_url, spec, server.runqueue_wait_seconds, threads
+    )
     if not contended:
         assert check(restored, limits).passed
 

@@ -63,8 +63,9 @@ class RequestResult:
     prompt_ms: float  # server timings: prefill
     predicted_n: int
     decode_tps: float  # server timings: predicted_per_second
-    # Share of its cores the server used during the request (CPU time / (latency x
-    # threads)): ~1 when it had them; below, other work took them. None: not observable.
+    # Share of the request's thread-time the server was not kept waiting for a CPU:
+    # 1 - run-queue wait / (latency x threads). ~1 when the node gives it its cores;
+    # below, other work held them. None: not observable from here.
     cores_share: float | None = None
 
 
@@ -171,13 +172,13 @@ def one_request(base_url: str, prompt: list[int], spec: LoadSpec) -> RequestResu
 def drive(
     base_url: str,
     spec: LoadSpec,
-    cpu_seconds: Callable[[], float | None] | None = None,
+    wait_seconds: Callable[[], float | None] | None = None,
     threads: int = 1,
 ) -> LoadReport:
     """Send ``warmup`` + ``requests`` requests one after another; report what was measured.
 
-    ``cpu_seconds`` (the server's CPU time so far, where the caller can see its process)
-    lets each result say what share of its ``threads`` cores the server really got.
+    ``wait_seconds`` (the server threads' run-queue wait so far, where the caller can see
+    its process) lets each result say what share of its ``threads`` cores it really had.
     """
     rng = random.Random(spec.seed)
 
@@ -191,12 +192,12 @@ def drive(
     before = read_metrics(base_url)
     report = LoadReport(base_url, spec)
     for _ in range(spec.requests):
-        cpu_before = cpu_seconds() if cpu_seconds else None
+        wait_before = wait_seconds() if wait_seconds else None
         result = one_request(base_url, prompt(), spec)
-        cpu_after = cpu_seconds() if cpu_seconds else None
-        if cpu_before is not None and cpu_after is not None:
-            share = (cpu_after - cpu_before) / (result.latency_ms / 1e3 * max(1, threads))
-            result = replace(result, cores_share=min(share, 1.0))
+        wait_after = wait_seconds() if wait_seconds else None
+        if wait_before is not None and wait_after is not None:
+            waited = (wait_after - wait_before) / (result.latency_ms / 1e3 * max(1, threads))
+            result = replace(result, cores_share=max(0.0, 1.0 - waited))
         if result.predicted_n != spec.n_predict:
             raise LoadError(
                 f"server generated {result.predicted_n} tokens, not n_predict={spec.n_predict}: "
@@ -210,7 +211,7 @@ def drive(
     return report
 
 
-MIN_CORES_SHARE = 0.85  # a request that had less of its cores ran on a contended machine
+MIN_CORES_SHARE = 0.9  # a request kept waiting longer for its cores ran on a busy machine
 
 
 def uncontended(
@@ -222,7 +223,7 @@ def uncontended(
 def drive_healthy(
     base_url: str,
     spec: LoadSpec,
-    cpu_seconds: Callable[[], float | None],
+    wait_seconds: Callable[[], float | None],
     threads: int,
     retries: int = 3,
 ) -> tuple[LoadReport, bool]:
@@ -232,11 +233,11 @@ def drive_healthy(
     A request during which other work took the server's cores is not a healthy pod's: on a
     dedicated node it would not happen, so it is measured again rather than counted.
     """
-    report = drive(base_url, spec, cpu_seconds, threads)
+    report = drive(base_url, spec, wait_seconds, threads)
     for _ in range(retries):
         if len(uncontended(report.results)) >= spec.requests:
             break
-        again = drive(base_url, replace(spec, warmup=0), cpu_seconds, threads)
+        again = drive(base_url, replace(spec, warmup=0), wait_seconds, threads)
         report.results += again.results
         for name, value in again.metrics_delta.items():
             report.metrics_delta[name] = report.metrics_delta.get(name, 0.0) + value

@@ -70,13 +70,19 @@ class RunningServer:
                 return int(line.split()[1]) / 1024
         return None
 
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time the server has used so far (from /proc/PID/stat)."""
+    def runqueue_wait_seconds(self) -> float | None:
+        """Time the server's threads spent runnable but waiting for a CPU, so far.
+
+        From /proc/PID/task/*/schedstat (second field, ns): the direct measure of other
+        work holding the cores the server wanted; ~0 on a node that gives it its cores.
+        """
+        total = 0
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
         except (OSError, ValueError, IndexError):
             return None
+        return total / 1e9
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -62,11 +62,21 @@ def _memory_required_mib(
     kv = fig.kv_bytes_per_token * peak_ctx * ctx.workload.concurrency
     act = fig.weight_bytes_stored * policy.activation_fraction
     runtime = policy.cpu_runtime_overhead_mib if kind == "cpu" else policy.gpu_runtime_overhead_mib
-    total = (fig.weight_bytes_stored + kv + act) / MIB + runtime
+    # llama.cpp's CPU backend repacks 4-bit layer weights (Q4_0/Q4_K/IQ4_NL) into
+    # interleaved copies (ggml-cpu/repack.cpp) while the mapped file stays resident.
+    repack = (
+        fig.body_bytes
+        if kind == "cpu"
+        and fig.runtime == Runtime.LLAMA_CPP
+        and policy.cpu_repack_bits[0] <= fig.weight_bits < policy.cpu_repack_bits[1]
+        else 0.0
+    )
+    total = (fig.weight_bytes_stored + repack + kv + act) / MIB + runtime
     detail = (
-        f"weights {fmt(fig.weight_bytes_stored / MIB)} + KV {fmt(kv / MIB)} "
-        f"({fmt(peak_ctx)} tokens x {ctx.workload.concurrency} seq) + activations "
-        f"{fmt(act / MIB)} + runtime {fmt(runtime)} MiB"
+        f"weights {fmt(fig.weight_bytes_stored / MIB)}"
+        + (f" + repacked copy {fmt(repack / MIB)}" if repack else "")
+        + f" + KV {fmt(kv / MIB)} ({fmt(peak_ctx)} tokens x {ctx.workload.concurrency} seq) "
+        f"+ activations {fmt(act / MIB)} + runtime {fmt(runtime)} MiB"
     )
     return total, detail
 

@@ -332,6 +332,11 @@ class Policy(WireModel):
     cpu: CpuPolicy = Field(default_factory=CpuPolicy)
     gpu_runtime_overhead_mib: float = Field(600, ge=0, description="CUDA context and workspace.")
     cpu_runtime_overhead_mib: float = Field(256, ge=0, description="Process and buffers.")
+    cpu_repack_bits: tuple[float, float] = Field(
+        (4.0, 6.0),
+        description="Weight bits [low, high) whose layers llama.cpp's CPU backend keeps a "
+        "repacked copy of beside the mapped file (Q4_0, Q4_K, IQ4_NL).",
+    )
     activation_fraction: float = Field(
         0.05, ge=0, description="Activation/workspace memory as a fraction of weights."
     )
