@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from .nvidia import GpuState
 from .profile import Detection, Detector
-from .publisher import NodeApi, node_adjusted, publish_to, with_previous_gpus
+from .publisher import NodeApi, node_adjusted, publish, with_previous_gpus
 
 log = logging.getLogger("inference_thresholds_agent")
 
@@ -149,7 +149,7 @@ class Agent:
                 profile = node_adjusted(detection.profile, node)
                 if detection.gpu_state is GpuState.PENDING:
                     profile = with_previous_gpus(profile, node)
-                result = publish_to(self.api, node, profile)
+                result = publish(self.api, node, profile)
             except Exception as exc:
                 log.warning("publishing to node %s failed: %s", self.node_name, exc)
                 self.metrics.errors.labels("publish").inc()

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inference_thresholds.api import HardwareProfile
+from inference_thresholds.api.node_contract import (
+    OWNED_LABELS_ANNOTATION,
+    PROFILE_ANNOTATION,
+    cpu_cores,
+)
 
-from .labels import OWNED_LABELS_ANNOTATION, PROFILE_ANNOTATION, profile_labels
+from .labels import profile_labels
 
 
 class NodeApi(Protocol):
@@ -89,12 +94,7 @@ def metadata_patch(node: dict[str, Any], profile: HardwareProfile) -> dict[str, 
     return {"metadata": patch_metadata} if patch_metadata else {}
 
 
-def publish(api: NodeApi, node_name: str, profile: HardwareProfile) -> PublishResult:
-    node = api.get_node(node_name)
-    return publish_to(api, node, profile)
-
-
-def publish_to(api: NodeApi, node: dict[str, Any], profile: HardwareProfile) -> PublishResult:
+def publish(api: NodeApi, node: dict[str, Any], profile: HardwareProfile) -> PublishResult:
     """Patch ``node`` (as just read) towards ``profile``; no request when already there."""
     name = node["metadata"]["name"]
     patch = metadata_patch(node, profile)
@@ -106,21 +106,9 @@ def publish_to(api: NodeApi, node: dict[str, Any], profile: HardwareProfile) -> 
     return PublishResult(True, patch, version, owned)
 
 
-def parse_cpu_quantity(value: str | None) -> float | None:
-    """Kubernetes CPU quantity ('3920m', '4', '0.5') -> cores."""
-    if not value:
-        return None
-    try:
-        if value.endswith("m"):
-            return int(value[:-1]) / 1000
-        return float(value)
-    except ValueError:
-        return None
-
-
 def node_adjusted(profile: HardwareProfile, node: dict[str, Any]) -> HardwareProfile:
     """Node-scope usable cores: what the kubelet lets pods use (allocatable CPU)."""
-    allocatable = parse_cpu_quantity((node.get("status", {}).get("allocatable") or {}).get("cpu"))
+    allocatable = cpu_cores((node.get("status", {}).get("allocatable") or {}).get("cpu"))
     cores = profile.cpu.usable_cores
     if allocatable is None or allocatable <= 0 or (cores is not None and cores <= allocatable):
         return profile

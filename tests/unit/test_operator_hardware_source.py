@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
-import pytest
-
+from inference_thresholds.api.node_contract import PROFILE_ANNOTATION
 from inference_thresholds.controller.classes import class_key, class_name, summary
-from inference_thresholds.controller.hardware_source import (
-    PROFILE_ANNOTATION,
-    node_hardware,
-    parse_quantity,
-)
+from inference_thresholds.controller.hardware_source import node_hardware
 
 GFD = {
     "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -36,19 +30,6 @@ def _node(
             "nodeInfo": {"architecture": "arm64"},
         },
     }
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [("16", 16), ("15500m", Decimal("15.5")), ("64Gi", 64 * 2**30), ("1k", 1000), ("1e3", 1000)],
-)
-def test_quantities(text: str, value: Decimal) -> None:
-    assert parse_quantity(text) == value
-
-
-def test_bad_quantity_is_rejected() -> None:
-    with pytest.raises(ValueError, match="quantity"):
-        parse_quantity("lots")
 
 
 def test_agent_annotation_wins() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from .base import WireModel
+from .node_contract import LABEL_KEY_PATTERN, valid_label_value
 from .result import Thresholds
 
 ADAPTED = "Adapted"  # condition type
@@ -146,13 +147,6 @@ class AdaptationBounds(WireModel):
     )
 
 
-_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-_LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-
-
 class AlertRulesSpec(WireModel):
     """A generated PrometheusRule with alerts comparing observed performance to thresholds."""
 
@@ -173,9 +167,9 @@ class AlertRulesSpec(WireModel):
     @model_validator(mode="after")
     def _labels_valid(self) -> AlertRulesSpec:
         for key, value in self.labels.items():
-            if not re.fullmatch(_LABEL_KEY, key) or len(key) > 317:
+            if not re.fullmatch(LABEL_KEY_PATTERN, key) or len(key) > 317:
                 raise ValueError(f"alertRules.labels: invalid label key {key!r}")
-            if not re.fullmatch(_LABEL_VALUE, value):
+            if not valid_label_value(value):
                 raise ValueError(f"alertRules.labels.{key}: invalid label value {value!r}")
         return self
 

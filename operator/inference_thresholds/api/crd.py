@@ -16,6 +16,7 @@ from .adaptation import ADAPTATION_CEL_RULES, AdaptationSpec, AdaptationStatus
 from .base import WireModel
 from .context import DeploymentContext, Overrides
 from .model_spec import ModelSpec
+from .node_contract import LABEL_KEY_PATTERN, LABEL_VALUE_MAX, LABEL_VALUE_PATTERN
 from .result import Expected, Thresholds
 from .thresholds_document import DEFAULT_ENV_PREFIX
 
@@ -37,13 +38,7 @@ CONDITION_TYPES = (READY, FEASIBLE, NODES_MATCHED, CONFIGMAP_SYNCED)
 
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _ENV_PREFIX = r"^([A-Za-z_][A-Za-z0-9_]*)?$"
-# Qualified label key: optional DNS prefix, then a name of at most 63 characters.
-_LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-LabelValue = Annotated[str, Field(max_length=63, pattern=_LABEL_VALUE)]
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE_PATTERN)]
 
 
 class SelectorOperator(StrEnum):
@@ -57,7 +52,7 @@ class MatchExpression(WireModel):
     """One node label requirement, as in a Kubernetes label selector."""
 
     key: str = Field(
-        min_length=1, max_length=317, pattern=_LABEL_KEY, description="Node label key."
+        min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN, description="Node label key."
     )
     operator: SelectorOperator = Field(
         description="In and NotIn need values; Exists and DoesNotExist take none."
@@ -327,7 +322,6 @@ FALLBACK_DESCRIPTIONS: dict[str, str] = {
     "decodeTokensPerSecond": "Expected decode tokens/s.",
     "timeToFirstTokenMs": "Expected time to first token, ms.",
     "latencyMs": "Expected request latency, ms.",
-    "memoryRequiredMib": "Memory the model needs, MiB.",
     "memoryRequiredMiB": "Memory the model needs, MiB.",
     "speedupFactor": "Expected speedup over an FP16 llama.cpp baseline.",
 }

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from ..api.base import WireModel
+from ..api.errors import field_errors
 from ..api.result import Thresholds
 from ..api.thresholds_document import (
     DEFAULT_ENV_PREFIX,
@@ -136,10 +137,10 @@ def read_document(file: Path) -> ThresholdsDocument:
     try:
         return ThresholdsDocument.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(document)"
+        loc, msg = next(field_errors(exc))
+        loc = loc or "(document)"
         raise ThresholdsError(
-            f"{file}: field {loc}: {first['msg']} ({exc.error_count()} problem(s)); "
+            f"{file}: field {loc}: {msg} ({exc.error_count()} problem(s)); "
             "regenerate it with the operator or fix that field",
             source=f"{file}:{loc}",
         ) from None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 from ..api import DeviceInfo, HardwareProfile
+from ..text import slug
 
 
 def class_key(profile: HardwareProfile) -> str:
@@ -20,10 +20,6 @@ def class_key(profile: HardwareProfile) -> str:
     wire.pop("source", None)
     canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _devices_summary(devices: list[DeviceInfo]) -> str:
@@ -57,10 +53,10 @@ def class_name(profile: HardwareProfile) -> str:
     devices = profile.gpus or profile.accelerators
     if devices:
         dev = devices[0]
-        base = f"{'gpu' if profile.gpus else 'acc'}-{_slug(dev.product)}-x{dev.count}"
+        base = f"{'gpu' if profile.gpus else 'acc'}-{slug(dev.product)}-x{dev.count}"
     else:
         cpu = profile.cpu
         cores = cpu.usable_cores or cpu.physical_cores or cpu.logical_cores
-        what = _slug(cpu.model or cpu.vendor or cpu.architecture or "unknown")
+        what = slug(cpu.model or cpu.vendor or cpu.architecture or "unknown")
         base = f"cpu-{what}" + (f"-{cores:g}c".replace(".", "p") if cores else "")
     return f"{base[:55].rstrip('-')}-{key[:6]}"

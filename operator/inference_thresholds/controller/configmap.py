@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ..api.crd import API_VERSION, KIND
+from ..api.node_contract import valid_label_value
 from ..api.thresholds_document import DOCUMENT_KEY, ENV_KEYS, ThresholdsDocument
 from .kube import Json, Kube
 from .reconcile import SyncOutcome
@@ -27,7 +27,6 @@ MANAGED_BY = "inference-thresholds"
 OWNER_LABEL = "thresholds.inference.dev/owner"
 DATA_HASH_ANNOTATION = "thresholds.inference.dev/data-hash"
 CONTENT_HASH_ANNOTATION = "thresholds.inference.dev/content-hash"
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Owner:
 
 def owner_label_value(name: str) -> str:
     """The CR name, or a hashed shortening when it is no valid label value (> 63 chars)."""
-    if len(name) <= 63 and _LABEL_VALUE.match(name):
+    if valid_label_value(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[:54].rstrip('-_.')}-{digest}"

@@ -11,14 +11,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..api import CpuInfo, DeviceInfo, HardwareProfile, MemoryInfo
+from ..api.errors import field_errors
+from ..api.node_contract import PROFILE_ANNOTATION, parse_quantity
 
-PROFILE_ANNOTATION = "hw.inference.dev/profile"
 GFD_PREFIX = "nvidia.com/"
 NFD_CPUID_PREFIX = "feature.node.kubernetes.io/cpu-cpuid."
 NFD_VENDOR_LABEL = "feature.node.kubernetes.io/cpu-model.vendor_id"
@@ -41,27 +41,6 @@ _NFD_ISA = {
 }
 _NFD_VENDOR = {"Intel": "intel", "AMD": "amd", "ARM": "arm", "Apple": "apple"}
 _ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
-
-_SUFFIX: dict[str, int | Decimal] = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}  # fmt: skip
-_QUANTITY = re.compile(
-    r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
-)
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes resource quantity ('16', '15500m', '65843168Ki', '64Gi') as a number."""
-    match = _QUANTITY.match(text.strip())
-    if not match:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation as exc:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}") from exc
-    return number * Decimal(str(_SUFFIX[match.group(2) or ""]))
 
 
 @dataclass(frozen=True)
@@ -138,6 +117,13 @@ def _gfd_gpus(labels: Mapping[str, str], notes: list[str]) -> list[DeviceInfo]:
     ]
 
 
+def _annotation_note(why: str) -> str:
+    # Bounded: the annotation is the node's to write, and the note lands in status.
+    return (
+        f"annotation {PROFILE_ANNOTATION} is not a valid profile ({why[:300]}); fell back to labels"
+    )
+
+
 def node_hardware(node: Mapping[str, Any]) -> NodeHardware:
     """The hardware profile of a Node object (a plain dict as the API returns it)."""
     meta = node.get("metadata") or {}
@@ -150,12 +136,12 @@ def node_hardware(node: Mapping[str, Any]) -> NodeHardware:
         try:
             profile = HardwareProfile.model_validate(json.loads(raw))
             return NodeHardware(profile.model_copy(update={"source": "agent"}), "agent")
-        except (ValueError, ValidationError) as exc:
-            first = str(exc).splitlines()[0:3]
-            notes.append(
-                f"annotation {PROFILE_ANNOTATION} is not a valid profile ({'; '.join(first)}); "
-                "fell back to labels"
-            )
+        except ValidationError as exc:
+            loc, msg = next(field_errors(exc))
+            more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+            notes.append(_annotation_note(f"{loc or 'profile'}: {msg}{more}"))
+        except ValueError as exc:  # not JSON
+            notes.append(_annotation_note(str(exc)))
 
     cpu, memory = _from_capacity(node, notes)
     cpu, used_nfd = _nfd_cpu(labels, cpu)
