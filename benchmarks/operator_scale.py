@@ -60,7 +60,7 @@ from scale_objects import (
 from inference_thresholds import engine
 from inference_thresholds.api.thresholds_document import DOCUMENT_KEY
 from inference_thresholds.controller.node_index import NodeRecord, node_record
-from inference_thresholds.controller.reconcile import make_plan
+from inference_thresholds.controller.plan import make_plan
 from inference_thresholds.controller.selector import matches
 from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds.devcluster.processes import terminate

@@ -11,16 +11,14 @@ from inference_thresholds import engine
 from inference_thresholds.adaptation.state import Observation, advance
 from inference_thresholds.api.adaptation import AdaptationStatus
 from inference_thresholds.api.crd import InferenceThresholdsStatus
-from inference_thresholds.controller.adaptation import (
-    AdaptationCollector,
-    adapt_plan,
-    interval_events,
-    state_from_status,
-    with_status,
-)
-from inference_thresholds.controller.configmap import render_data
+from inference_thresholds.controller.configmap import SyncOutcome, render_data
+from inference_thresholds.controller.metrics import AdaptationCollector
 from inference_thresholds.controller.node_index import node_record
-from inference_thresholds.controller.reconcile import Plan, SyncOutcome, make_plan, new_status
+from inference_thresholds.controller.operator_state import CrState
+from inference_thresholds.controller.plan import Plan, make_plan
+from inference_thresholds.controller.plan_adaptation import interval_events
+from inference_thresholds.controller.reconcile_pass import previous_status
+from inference_thresholds.controller.status import new_status
 
 NOW = "2026-01-01T00:00:00Z"
 T = 1_800_000_000.0
@@ -50,16 +48,16 @@ def _spec(**adaptation: Any) -> dict[str, Any]:
     }
 
 
-def _plan(spec: dict[str, Any]) -> Plan:
+def _plan(spec: dict[str, Any], learned: AdaptationStatus | None = None) -> Plan:
     return make_plan(
         name="demo", namespace="ns", generation=1, raw_spec=spec, nodes=NODES,
-        compute=engine.compute, resolve=engine.resolve_model,
+        compute=engine.compute, resolve=engine.resolve_model, adaptation=learned,
     )  # fmt: skip
 
 
 def _learned(spec: dict[str, Any], factor: float, n: int = 30) -> AdaptationStatus:
     """State after ``n`` intervals observing ``factor`` x the expected decode speed."""
-    first = adapt_plan(_plan(spec), None)
+    first = _plan(spec).adaptation
     assert first.state is not None
     state = first.state
     expected = state.basis.expected_decode_tokens_per_second
@@ -75,8 +73,8 @@ def test_adapted_thresholds_reach_effective_class_document_and_env_keys() -> Non
     spec = _spec()
     computed = _plan(spec).effective.min_tokens_per_second
     state = _learned(spec, 1.5)
-    plan = _plan(spec)
-    result = adapt_plan(plan, state)
+    plan = _plan(spec, state)
+    result = plan.adaptation
     assert result.enabled and result.events == []
     adapted = plan.effective.min_tokens_per_second
     assert computed is not None and adapted is not None and adapted > computed
@@ -99,56 +97,49 @@ def test_adapted_thresholds_reach_effective_class_document_and_env_keys() -> Non
 
 def test_status_carries_state_and_adapted_condition_then_survives_restart() -> None:
     spec = _spec()
-    plan = _plan(spec)
-    result = adapt_plan(plan, _learned(spec, 1.5))
+    plan = _plan(spec, _learned(spec, 1.5))
+    result = plan.adaptation
     previous = InferenceThresholdsStatus()
-    status = with_status(new_status(plan, previous, OK, NOW), previous, result, 1, NOW)
+    status = new_status(plan, previous, OK, NOW)
     cond = status.condition("Adapted")
     assert (
         cond is not None and cond.status.value == "True" and cond.reason in ("Tightened", "Holding")
     )
     assert status.adaptation == result.state
     # a restart: state read back from the stored status gives the same plan
-    restored = state_from_status(status.wire()["adaptation"])  # type: ignore[arg-type]
+    restored = previous_status(CrState(), "uid", status.wire()).adaptation
     assert restored == result.state
-    again = _plan(spec)
-    adapt_plan(again, restored)
+    again = _plan(spec, restored)
     assert again.effective == plan.effective
-    assert state_from_status({"decode": {"samples": -1}}) is None  # junk: dropped, not fatal
+    junk = {"adaptation": {"decode": {"samples": -1}}}
+    assert previous_status(CrState(), "uid", junk).adaptation is None  # dropped, not fatal
 
 
 def test_overrides_win_and_disabling_drops_state() -> None:
     spec = _spec()
     spec["overrides"] = {"minTokensPerSecond": 1.0}
-    plan = _plan(spec)
-    adapt_plan(plan, _learned(_spec(), 1.5))
+    plan = _plan(spec, _learned(_spec(), 1.5))
     assert plan.effective.min_tokens_per_second == 1.0
 
     off = _spec(enabled=False)
-    plan = _plan(off)
-    result = adapt_plan(plan, _learned(_spec(), 1.5))
+    plan = _plan(off, _learned(_spec(), 1.5))
+    result = plan.adaptation
     assert not result.enabled and result.state is None
     previous = new_status(_plan(_spec()), InferenceThresholdsStatus(), OK, NOW)
-    previous = with_status(previous, previous, adapt_plan(_plan(_spec()), None), 1, NOW)
     assert previous.condition("Adapted") is not None
-    status = with_status(new_status(plan, previous, OK, NOW), previous, result, 1, NOW)
+    status = new_status(plan, previous, OK, NOW)
     assert status.adaptation is None and status.condition("Adapted") is None
 
 
 def test_invalid_spec_keeps_status_adaptation() -> None:
-    good = _plan(_spec())
-    result = adapt_plan(good, _learned(_spec(), 1.5))
-    previous = with_status(
-        new_status(good, InferenceThresholdsStatus(), OK, NOW),
-        InferenceThresholdsStatus(),
-        result,
-        1,
-        NOW,
-    )
-    bad = _plan({"model": {"preset": "llama-3.1-8b"}, "adaptation": {"enabled": True}})
+    good = _plan(_spec(), _learned(_spec(), 1.5))
+    previous = new_status(good, InferenceThresholdsStatus(), OK, NOW)
+    assert previous.adaptation is not None
+    bad_spec = {"model": {"preset": "llama-3.1-8b"}, "adaptation": {"enabled": True}}
+    bad = _plan(bad_spec, previous.adaptation)
     assert bad.invalid is not None and "prometheus" in bad.invalid
-    kept = adapt_plan(bad, previous.adaptation)
-    status = with_status(new_status(bad, previous, None, NOW), previous, kept, 2, NOW)
+    assert bad.adaptation.keep_status and bad.adaptation.state == previous.adaptation
+    status = new_status(bad, previous, None, NOW)
     assert status.adaptation == previous.adaptation
     assert status.condition("Adapted") == previous.condition("Adapted")
 
@@ -157,8 +148,8 @@ def test_basis_change_rebases_with_an_event() -> None:
     state = _learned(_spec(), 1.5)
     stricter = _spec()
     stricter["context"] = {"environment": "development"}
-    plan = _plan(stricter)
-    result = adapt_plan(plan, state)
+    plan = _plan(stricter, state)
+    result = plan.adaptation
     assert result.state is not None
     assert result.state.basis.computed_min_tokens_per_second != (
         state.basis.computed_min_tokens_per_second
@@ -172,7 +163,7 @@ def test_basis_change_rebases_with_an_event() -> None:
 
 def test_interval_events_one_per_move_and_per_health_change() -> None:
     spec = _spec()
-    state = adapt_plan(_plan(spec), None).state
+    state = _plan(spec).adaptation.state
     assert state is not None
     aspec = _plan(spec).spec.adaptation  # type: ignore[union-attr]
     from inference_thresholds.adaptation.prometheus import PrometheusUnreachable

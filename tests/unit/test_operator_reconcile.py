@@ -1,4 +1,4 @@
-"""The reconcile core with the real engine: plan, status, decision Events, ConfigMap data."""
+"""Planning, status and decision Events with the real engine, and the ConfigMap data."""
 
 from __future__ import annotations
 
@@ -13,21 +13,17 @@ from inference_thresholds.api.crd import InferenceThresholdsStatus
 from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds.controller.configmap import (
     Owner,
+    SyncOutcome,
     desired_configmap,
     env_value,
     owner_label_value,
     render_data,
 )
+from inference_thresholds.controller.decision_events import decision_events
 from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.node_index import NodeRecord, node_record
-from inference_thresholds.controller.reconcile import (
-    Plan,
-    SyncOutcome,
-    decision_events,
-    document_hash,
-    make_plan,
-    new_status,
-)
+from inference_thresholds.controller.plan import Plan, document_hash, make_plan
+from inference_thresholds.controller.status import new_status
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
 A100 = {

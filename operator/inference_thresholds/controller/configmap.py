@@ -16,17 +16,34 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ..api.crd import API_VERSION, KIND
+from ..api.crd import API_VERSION, GROUP, KIND
 from ..api.node_contract import valid_label_value
 from ..api.thresholds_document import DOCUMENT_KEY, ENV_KEYS, ThresholdsDocument
-from .kube import Json, Kube
-from .reconcile import SyncOutcome
+from ..text import decimal_text
+from .kube import ConfigMapApi, Json
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "inference-thresholds"
-OWNER_LABEL = "thresholds.inference.dev/owner"
-DATA_HASH_ANNOTATION = "thresholds.inference.dev/data-hash"
-CONTENT_HASH_ANNOTATION = "thresholds.inference.dev/content-hash"
+OWNER_LABEL = f"{GROUP}/owner"
+DATA_HASH_ANNOTATION = f"{GROUP}/data-hash"
+CONTENT_HASH_ANNOTATION = f"{GROUP}/content-hash"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What writing the ConfigMap did: created, updated, repaired, unchanged, conflict, failed."""
+
+    action: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.action in ("created", "updated", "repaired", "unchanged")
+
+    @property
+    def reason(self) -> str:
+        """The condition/Event reason of a failed write."""
+        return "ConfigMapConflict" if self.action == "conflict" else "ConfigMapWriteFailed"
 
 
 @dataclass(frozen=True)
@@ -56,9 +73,7 @@ def owner_label_value(name: str) -> str:
 
 def env_value(value: float) -> str:
     """Integral values without '.0' (legacy code does int(...)), others to 3 decimals."""
-    if abs(value - round(value)) < 1e-9:
-        return str(round(value))
-    return f"{value:.3f}".rstrip("0").rstrip(".")
+    return decimal_text(value, 3)
 
 
 def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
@@ -150,7 +165,7 @@ def _tampered(existing: Mapping[str, Any], owner_uid: str) -> bool:
 
 
 def sync_configmap(
-    kube: Kube, desired: Json, owner: Owner, *, previously_written: bool, attempts: int = 4
+    kube: ConfigMapApi, desired: Json, owner: Owner, *, previously_written: bool, attempts: int = 4
 ) -> SyncOutcome:
     """Make the ConfigMap equal to ``desired``; never clobber one we do not own."""
     name = desired["metadata"]["name"]

@@ -1,6 +1,6 @@
 """Prometheus metrics: counters for the reconcile loop and a collector for per-CR state.
 
-Per-CR gauges come from a custom collector over an in-memory snapshot, so a deleted
+Per-CR gauges come from custom collectors over an in-memory snapshot, so a deleted
 CR or a vanished class simply stops being exported (no stale series to clean up).
 All metrics live in a dedicated registry: several operators in one test process, or
 a restart, never collide on the global one.
@@ -9,17 +9,19 @@ a restart, never collide on the global one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..adaptation.state import SIGNALS
 from ..api import Thresholds
+from ..api.adaptation import AdaptationStatus
 from ..api.crd import CONDITION_TYPES, InferenceThresholdsStatus
 
-PREFIX = "inference_thresholds_"
+METRIC_PREFIX = "inference_thresholds_"
 
 # Threshold field -> (metric suffix in base units, scale from our unit, help).
 _GAUGES: dict[str, tuple[str, float, str]] = {
@@ -66,7 +68,7 @@ class StateCollector(Collector):
         with self._lock:
             crs = dict(self._crs)
         by_cond = GaugeMetricFamily(
-            PREFIX + "resources",
+            METRIC_PREFIX + "resources",
             "InferenceThresholds objects by condition and status.",
             labels=["condition", "status"],
         )
@@ -76,7 +78,7 @@ class StateCollector(Collector):
                 by_cond.add_metric([cond, st], count)
         yield by_cond
         nodes = GaugeMetricFamily(
-            PREFIX + "nodes_matched",
+            METRIC_PREFIX + "nodes_matched",
             "Nodes an InferenceThresholds selects.",
             labels=["namespace", "name"],
         )
@@ -85,12 +87,12 @@ class StateCollector(Collector):
         yield nodes
         for field_name, (suffix, scale, help_text) in _GAUGES.items():
             eff = GaugeMetricFamily(
-                f"{PREFIX}effective_{suffix}",
+                f"{METRIC_PREFIX}effective_{suffix}",
                 f"Effective threshold: {help_text}",
                 labels=["namespace", "name"],
             )
             per_class = GaugeMetricFamily(
-                f"{PREFIX}class_{suffix}",
+                f"{METRIC_PREFIX}class_{suffix}",
                 f"Per hardware class threshold: {help_text}",
                 labels=["namespace", "name", "class"],
             )
@@ -110,34 +112,101 @@ class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.reconciles = Counter(
-            PREFIX + "reconciles",
+            METRIC_PREFIX + "reconciles",
             "Reconciles by result (ok, invalid, failed).",
             ["result"],
             registry=self.registry,
         )
         self.errors = Counter(
-            PREFIX + "reconcile_errors",
+            METRIC_PREFIX + "reconcile_errors",
             "Reconcile errors by kind.",
             ["kind"],
             registry=self.registry,
         )
         self.duration = Histogram(
-            PREFIX + "reconcile_duration_seconds",
+            METRIC_PREFIX + "reconcile_duration_seconds",
             "Time to reconcile one InferenceThresholds.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
         self.configmap_writes = Counter(
-            PREFIX + "configmap_writes",
+            METRIC_PREFIX + "configmap_writes",
             "ConfigMap writes by action (created, updated, repaired).",
             ["action"],
             registry=self.registry,
         )
         self.policy_reloads = Counter(
-            PREFIX + "policy_reloads",
+            METRIC_PREFIX + "policy_reloads",
             "Policy file reloads by result (ok, failed).",
             ["result"],
             registry=self.registry,
         )
         self.state = StateCollector()
         self.registry.register(self.state)
+
+
+class AdaptationCollector(Collector):
+    """Observed levels, confidence and observed/expected ratios per CR (no stale series)."""
+
+    def __init__(self, states: Callable[[], Mapping[tuple[str, str], AdaptationStatus]]) -> None:
+        self._states = states
+
+    def _snapshot(self) -> list[tuple[tuple[str, str], AdaptationStatus]]:
+        for _ in range(3):  # the asyncio thread may resize the dict meanwhile
+            try:
+                return sorted(self._states().items())
+            except RuntimeError:
+                continue
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        p = METRIC_PREFIX
+        observed = {
+            "decode": GaugeMetricFamily(
+                p + "observed_decode_tokens_per_second",
+                "Observed decode tokens/s per sequence (decayed mean).",
+                labels=["namespace", "name"],
+            ),
+            "ttft": GaugeMetricFamily(
+                p + "observed_time_to_first_token_seconds",
+                "Observed time to first token, seconds (decayed mean of the quantile).",
+                labels=["namespace", "name"],
+            ),
+        }
+        ratio = GaugeMetricFamily(
+            p + "observed_to_expected_ratio",
+            "Observed level / physical expectation (decode: >1 is faster; ttft: >1 is slower).",
+            labels=["namespace", "name", "signal"],
+        )
+        confidence = GaugeMetricFamily(
+            p + "adaptation_confidence",
+            "Confidence in the observed level, 0..1 (1 - 2^(-history/halfLife)).",
+            labels=["namespace", "name", "signal"],
+        )
+        samples = GaugeMetricFamily(
+            p + "adaptation_samples",
+            "Samples since the last reset.",
+            labels=["namespace", "name", "signal"],
+        )
+        healthy = GaugeMetricFamily(
+            p + "adaptation_healthy",
+            "1 when the last Prometheus query succeeded, else 0.",
+            labels=["namespace", "name"],
+        )
+        for (ns, name), st in self._snapshot():
+            healthy.add_metric([ns, name], 1.0 if st.healthy else 0.0)
+            for sig in SIGNALS:
+                s = getattr(st, sig.name)
+                if not s.query:
+                    continue
+                confidence.add_metric([ns, name, sig.name], s.confidence)
+                samples.add_metric([ns, name, sig.name], float(s.samples))
+                if s.mean is None:
+                    continue
+                scale = 1e-3 if sig.name == "ttft" else 1.0
+                observed[sig.name].add_metric([ns, name], s.mean * scale)
+                expected = getattr(st.basis, sig.expected_field)
+                if expected:
+                    ratio.add_metric([ns, name, sig.name], s.mean / expected)
+        yield from observed.values()
+        yield from (ratio, confidence, samples, healthy)

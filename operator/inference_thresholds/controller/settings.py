@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-PREFIX = "thresholds.inference.dev"
-FINALIZER = f"{PREFIX}/finalizer"
+from ..api.crd import GROUP
+
+# kopf's finalizer and its progress annotations live under our API group.
+FINALIZER = f"{GROUP}/finalizer"
 ENV_PREFIX = "INFERENCE_THRESHOLDS_OPERATOR_"
 
 
@@ -102,9 +104,9 @@ def apply_kopf_settings(settings: Any) -> None:
     import kopf
 
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
     # Events come from explicit decisions only; log lines stay in the log.
     settings.posting.enabled = True

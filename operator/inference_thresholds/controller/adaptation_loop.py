@@ -1,11 +1,12 @@
-"""The adaptation daemon: one per InferenceThresholds with ``spec.adaptation.enabled``.
+"""The adaptation loop: one per InferenceThresholds with adaptation or alert rules enabled.
 
 Every ``interval`` it queries Prometheus (in a thread: the client is blocking), folds the
-observation into the learned state and hands the new state to the reconciler, which
-writes the adapted thresholds into the ConfigMap and the state into status in one go
-(see ``adaptation.py``). It posts one Event per threshold move and one per change of
-health. Prometheus unreachable, refused credentials or a bad query: the state records
-the reason (``Adapted=False``), thresholds are held, the loop carries on.
+observation into the learned state and hands the new state to the reconcile loop, whose
+planning writes the adapted thresholds into the ConfigMap and the state into status in
+one go (see ``plan_adaptation.py``). It posts one Event per threshold move and one per
+change of health, and keeps the CR's PrometheusRule in line. Prometheus unreachable,
+refused credentials or a bad query: the state records the reason (``Adapted=False``),
+thresholds are held, the loop carries on.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from pydantic import ValidationError
 
 from ..adaptation import state as adapt
 from ..adaptation.prometheus import PrometheusClient, PrometheusError
-from ..api.adaptation import AdaptationSpec, SecretKeyRef, parse_duration
-from ..api.crd import GROUP, PLURAL, VERSION, InferenceThresholdsSpec
+from ..api.adaptation import AdaptationSpec, AdaptationStatus, SecretKeyRef, parse_duration
+from ..api.crd import InferenceThresholdsSpec
 from . import alert_rules
-from .adaptation import interval_events
-from .events import post
+from .events import DecisionEvent, Poster
 from .kube import Kube
-from .reconcile import DecisionEvent
+from .operator_state import CrKey, OperatorState
+from .plan_adaptation import interval_events, overridden_fields
 
 FIRST_QUERY_DELAY = 1.0  # seconds after start, so a fresh CR reports soon
 
@@ -80,7 +81,8 @@ def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observati
     return adapt.fetch(spec, client.query_value)
 
 
-def _enabled(spec: kopf.Spec, **_: Any) -> bool:
+def wanted(spec: kopf.Spec, **_: Any) -> bool:
+    """The loop runs while adaptation or alert rules are enabled (a kopf ``when`` filter)."""
     adaptation = spec.get("adaptation") or {}
     return bool(adaptation.get("enabled") or (adaptation.get("alertRules") or {}).get("enabled"))
 
@@ -97,63 +99,49 @@ _RULE_EVENTS = {
 class _Rules:
     """Keeps this CR's PrometheusRule in line with spec.adaptation.alertRules."""
 
-    def __init__(self, rt: Any, namespace: str, name: str, uid: str) -> None:
-        self.rt, self.namespace, self.name, self.uid = rt, namespace, name, uid
+    def __init__(self, kube: Kube, namespace: str, name: str, uid: str) -> None:
+        self.kube, self.namespace, self.name, self.uid = kube, namespace, name, uid
         self.last = ""  # last action, so repeated outcomes post no Events
 
     def _sync(self, spec: AdaptationSpec) -> tuple[str, str]:
         if not spec.alert_rules.enabled:
             maybe_ours = self.last in ("", "created", "updated", "unchanged")
-            if maybe_ours and alert_rules.remove(self.rt.kube, self.namespace, self.name, self.uid):
+            if maybe_ours and alert_rules.remove(self.kube, self.namespace, self.name, self.uid):
                 return "deleted", f"deleted PrometheusRule {alert_rules.rule_name(self.name)}"
             return "absent", ""
         want = alert_rules.desired(self.namespace, self.name, self.uid, spec)
-        return alert_rules.sync(self.rt.kube, want)
+        return alert_rules.sync(self.kube, want)
 
-    async def step(self, body: kopf.Body, spec: AdaptationSpec, logger: Any) -> None:
+    async def step(self, spec: AdaptationSpec, post: Poster) -> None:
         try:
             action, message = await asyncio.to_thread(self._sync, spec)
         except ApiException as exc:
             action, message = "failed", f"PrometheusRule: HTTP {exc.status} {exc.reason}"
         if action == "deleted":
-            post(body, [DecisionEvent("Normal", "PrometheusRuleDeleted", message)])
+            post([DecisionEvent("Normal", "PrometheusRuleDeleted", message)])
         elif action in _RULE_EVENTS and (action != self.last or action in ("created", "updated")):
             type_, reason = _RULE_EVENTS[action]
-            post(body, [DecisionEvent(type_, reason, message)])
-            logger.info("%s: %s", reason, message)
+            post([DecisionEvent(type_, reason, message)])
         self.last = action
 
     def remove_now(self) -> None:
         # On failure the ownerReference still lets the garbage collector remove it later.
         with contextlib.suppress(ApiException):
-            alert_rules.remove(self.rt.kube, self.namespace, self.name, self.uid)
+            alert_rules.remove(self.kube, self.namespace, self.name, self.uid)
 
 
-# cancellation_backoff: on a stop the loop exits itself (stopped.wait) and the finally
-# block can still delete the PrometheusRule before kopf resorts to cancelling the task.
-@kopf.daemon(
-    GROUP,
-    VERSION,
-    PLURAL,
-    id="adaptation",
-    when=_enabled,
-    cancellation_backoff=5.0,
-    cancellation_timeout=10.0,
-)
-async def adaptation(
+async def run(
+    state: OperatorState,
     body: kopf.Body,
-    namespace: str | None,
+    namespace: str,
     name: str,
     uid: str,
     stopped: kopf.DaemonStopped,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
+    post: Poster,
 ) -> None:
-    rt = memo["runtime"]
-    namespace = namespace or "default"  # the CRD is namespaced; kopf types allow None
+    """Query, learn and hand over the state every interval until ``stopped``."""
     key = (namespace, name)
-    rules = _Rules(rt, namespace, name, uid)
+    rules = _Rules(state.kube, namespace, name, uid)
     delay = FIRST_QUERY_DELAY
     try:
         while not stopped:
@@ -163,28 +151,30 @@ async def adaptation(
             try:
                 full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
             except ValidationError:
-                delay = 5.0  # the reconciler reports the invalid spec; check again soon
+                delay = 5.0  # the reconcile reports the invalid spec; check again soon
                 continue
             spec = full.adaptation
             delay = spec.interval_seconds
-            await rules.step(body, spec, logger)
-            if not spec.enabled or rt.adaptation.get(key) is None:
+            await rules.step(spec, post)
+            if not spec.enabled or _learned(state, key) is None:
                 continue  # alert rules only, or no state rebased yet (no feasible class)
-            obs = await asyncio.to_thread(observe, rt.kube, namespace, spec)
+            obs = await asyncio.to_thread(observe, state.kube, namespace, spec)
             # Read the state only now, with no await before the write: a reconcile that
             # rebased it meanwhile is not overwritten by a stale copy.
-            current = rt.adaptation.get(key)
-            if current is None:
+            cr = state.crs.get(key)
+            if cr is None or cr.adaptation is None:
                 continue
-            overridden = frozenset(full.merged_overrides().model_dump(exclude_none=True))
-            new, moves = adapt.advance(current, spec, obs, time.time(), overridden)
-            rt.adaptation[key] = new
-            events = interval_events(current, new, moves)
-            post(body, events)
-            for ev in events:
-                logger.info("%s: %s", ev.reason, ev.message)
-            rt.kick(key)
+            current = cr.adaptation
+            new, moves = adapt.advance(current, spec, obs, time.time(), overridden_fields(full))
+            cr.adaptation = new
+            post(interval_events(current, new, moves))
+            cr.trigger.set()
     finally:
         reason = stopped.reason
         if reason is not None and reason & kopf.DaemonStoppingReason.FILTERS_MISMATCH:
             await asyncio.to_thread(rules.remove_now)  # both switched off: no stale alerts
+
+
+def _learned(state: OperatorState, key: CrKey) -> AdaptationStatus | None:
+    cr = state.crs.get(key)
+    return cr.adaptation if cr is not None else None

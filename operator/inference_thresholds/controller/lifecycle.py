@@ -1,0 +1,90 @@
+"""Operator start and stop: the state every handler shares, credentials, the policy watch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import kopf
+from prometheus_client import start_http_server
+
+from .kube import Kube, make_api_client, make_configuration
+from .metrics import AdaptationCollector, OperatorMetrics
+from .operator_state import OperatorState
+from .policy_source import PolicySource
+from .settings import OperatorConfig
+from .wakeups import list_nodes
+
+log = logging.getLogger(__name__)
+
+
+async def start(config: OperatorConfig) -> OperatorState:
+    """Clients, metrics server, policy watch, and every node listed before any handler runs."""
+    policy = PolicySource(config.policy_path)
+    api_client = make_api_client(config.kubeconfig)
+    state = OperatorState(
+        config=config, kube=Kube(api_client), policy=policy, metrics=OperatorMetrics()
+    )
+    state.closers.append(api_client.close)
+    state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
+    if config.metrics_port is not None:
+        server, _thread = start_http_server(
+            config.metrics_port, addr=config.metrics_host, registry=state.metrics.registry
+        )
+        state.closers.append(server.shutdown)
+        log.info("metrics on %s:%s/metrics", config.metrics_host, config.metrics_port)
+    if config.policy_path:
+        state.tasks.append(asyncio.create_task(_watch_policy(state)))
+    began = time.monotonic()
+    state.nodes = await asyncio.to_thread(list_nodes, state.kube)
+    log.info("listed %d nodes in %.1f s", len(state.nodes), time.monotonic() - began)
+    log.info(
+        "inference-thresholds operator: namespaces=%s policy=%s",
+        ",".join(config.namespaces) or "(all)",
+        config.policy_path or "(built-in)",
+    )
+    return state
+
+
+def stop(state: OperatorState) -> None:
+    for task in state.tasks:
+        task.cancel()
+    for close in state.closers:
+        with contextlib.suppress(Exception):
+            close()
+
+
+async def _watch_policy(state: OperatorState) -> None:
+    """Poll the policy file; a change re-reconciles every CR."""
+    while True:
+        await asyncio.sleep(state.config.policy_poll_seconds)
+        before = state.policy.last_error
+        changed = await asyncio.to_thread(state.policy.refresh)
+        if changed:
+            state.metrics.policy_reloads.labels("ok").inc()
+            state.kick_all()
+        elif state.policy.last_error and state.policy.last_error != before:
+            state.metrics.policy_reloads.labels("failed").inc()
+
+
+def connection_info(kubeconfig: str | None, trust_env: bool) -> kopf.ConnectionInfo:
+    """kopf's watches use the same credentials as our writes (--kubeconfig honoured)."""
+    cfg = make_configuration(kubeconfig)
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, token = [*header.split(" ", 1), ""][:2] if header else (None, None)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        trust_env=trust_env,
+    )

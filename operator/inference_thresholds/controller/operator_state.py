@@ -1,0 +1,103 @@
+"""What the running operator holds in memory: clients, the node records, and per-CR state.
+
+One ``OperatorState`` per process (kopf's memo carries it to the handlers). Everything
+kept for one InferenceThresholds lives in its ``CrState``, so forgetting a CR is one
+``forget``. Touched only from the event loop, except the metrics collectors, which read
+snapshots from the metrics server's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..api.adaptation import AdaptationStatus
+from ..api.crd import InferenceThresholdsStatus
+from .kube import Kube
+from .metrics import OperatorMetrics
+from .node_index import NodeRecord, Selection
+from .policy_source import PolicySource
+from .settings import OperatorConfig
+
+CrKey = tuple[str, str]
+"""(namespace, name) of an InferenceThresholds."""
+
+# Reconciles running at once. Each holds its plan, document and status until its writes
+# are done; unbounded, a start with 500 CRs held all 500 (peak RSS 413 MiB) while the
+# thread pool worked through them. More than the pool's threads gains nothing.
+MAX_CONCURRENT_RECONCILES = 8
+
+
+@dataclass
+class CrState:
+    """What the operator remembers about one CR between reconciles."""
+
+    # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
+    trigger: asyncio.Event = field(default_factory=asyncio.Event)
+    # What the last reconcile selected; None until the first one (every node change
+    # may matter until then).
+    selection: Selection | None = None
+    # A reconcile is running: its selection may be about to change.
+    in_flight: bool = False
+    # (uid, status) we wrote last: the watch may not have delivered it to the loop's
+    # body yet when the next reconcile starts.
+    written: tuple[str, InferenceThresholdsStatus] | None = None
+    # (uid, content hash) of the ConfigMap its reconcile is writing or wrote last; set
+    # before the write, since the watch may deliver the echo before the write returns.
+    configmap_content: tuple[str, str] | None = None
+    # Learned adaptation state: the adaptation loop advances it, planning rebases and
+    # applies it, the reconcile writes it to status (the only status writer).
+    adaptation: AdaptationStatus | None = None
+
+    def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
+        if self.written is not None and self.written[0] == uid:
+            return self.written[1]
+        return None
+
+
+@dataclass
+class OperatorState:
+    """Process-wide operator state, shared by all handlers through kopf's memo."""
+
+    config: OperatorConfig
+    kube: Kube
+    policy: PolicySource
+    metrics: OperatorMetrics
+    # Every node's labels and hardware, by name: listed at startup, then kept current by
+    # node events (see wakeups.py).
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    crs: dict[CrKey, CrState] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+    )
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def enter(self, key: CrKey) -> CrState:
+        """The CR's state, created for a reconcile loop that starts."""
+        return self.crs.setdefault(key, CrState())
+
+    def forget(self, key: CrKey, cr: CrState) -> None:
+        """Drop everything held for a CR whose reconcile loop ended."""
+        # A CR re-created under the same name may already run a new loop: keep its state.
+        if self.crs.get(key) is not cr:
+            return
+        del self.crs[key]
+        self.metrics.state.forget(*key)
+
+    def kick(self, key: CrKey) -> None:
+        cr = self.crs.get(key)
+        if cr is not None:
+            cr.trigger.set()
+
+    def kick_all(self) -> None:
+        for cr in self.crs.values():
+            cr.trigger.set()
+
+    def selections(self) -> dict[CrKey, Selection]:
+        return {k: cr.selection for k, cr in self.crs.items() if cr.selection is not None}
+
+    def adaptation_states(self) -> dict[CrKey, AdaptationStatus]:
+        """Called from the metrics thread: may raise RuntimeError if the loop resizes crs."""
+        return {k: cr.adaptation for k, cr in list(self.crs.items()) if cr.adaptation is not None}

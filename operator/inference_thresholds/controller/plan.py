@@ -1,0 +1,241 @@
+"""Planning, free of I/O: (spec, nodes, engine, learned state) -> what the CR should produce.
+
+The plan holds the selected nodes grouped into hardware classes, the engine's result per
+class, the effective (slowest feasible) class with adaptation applied, and the thresholds
+document for the ConfigMap, built once. ``reconcile_pass.py`` writes what it describes;
+``status.py`` and ``decision_events.py`` compare it with the CR's previous status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api import (
+    DeploymentContext,
+    Expected,
+    HardwareProfile,
+    ModelSpec,
+    ThresholdResult,
+    Thresholds,
+)
+from ..api.adaptation import AdaptationStatus
+from ..api.crd import InferenceThresholdsSpec
+from ..api.errors import validation_message
+from ..api.thresholds_document import ClassEntry, ThresholdsDocument
+from .classes import summary
+from .node_index import NodeRecord, Selection
+from .plan_adaptation import PlanAdaptation, adapt_effective
+from .selector import matches
+
+ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
+ResolveFn = Callable[[ModelSpec], Any]
+
+
+@dataclass
+class ClassResult:
+    name: str
+    key: str
+    nodes: list[str]
+    record: NodeRecord
+    result: ThresholdResult | None = None
+    error: str | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return self.result is not None and self.result.feasible
+
+    @property
+    def summary(self) -> str:
+        return summary(self.record.hardware.profile)
+
+    def reason(self) -> str | None:
+        if self.error:
+            return self.error
+        return None if self.result is None or self.result.feasible else self.result.reason
+
+
+@dataclass
+class Plan:
+    """What the CR should look like now; ``invalid`` set means: touch nothing but status."""
+
+    name: str
+    namespace: str
+    generation: int
+    invalid: str | None = None
+    spec: InferenceThresholdsSpec | None = None
+    classes: list[ClassResult] = field(default_factory=list)
+    effective_class: str | None = None
+    effective: Thresholds = field(default_factory=Thresholds)
+    selection: Selection = field(default_factory=lambda: Selection(None))
+    adaptation: PlanAdaptation = field(default_factory=lambda: PlanAdaptation.kept(None))
+    document: ThresholdsDocument | None = None
+    config_map_name: str | None = None
+
+    @property
+    def nodes_matched(self) -> int:
+        return len(self.selection.nodes)
+
+
+def make_plan(
+    *,
+    name: str,
+    namespace: str,
+    generation: int,
+    raw_spec: Mapping[str, Any],
+    nodes: Mapping[str, NodeRecord],
+    compute: ComputeFn,
+    policy: Any = None,
+    resolve: ResolveFn | None = None,
+    adaptation: AdaptationStatus | None = None,
+) -> Plan:
+    """Validate, select, compute per class, pick the effective class, adapt, document.
+
+    ``adaptation`` is the learned state (``None`` before any); the plan carries what
+    adaptation made of it (``plan.adaptation``).
+    """
+    plan = Plan(name=name, namespace=namespace, generation=generation)
+    plan.adaptation = PlanAdaptation.kept(adaptation)
+    spec = _valid_spec(plan, raw_spec, resolve)
+    if spec is None:
+        return plan
+    plan.spec = spec
+    groups = _select(plan, spec, nodes)
+    _compute_classes(plan, spec, groups, compute, policy)
+    if plan.invalid is not None:
+        return plan
+
+    best = _pick_effective(plan.classes)
+    adapted, plan.adaptation = adapt_effective(
+        spec, best.result if best is not None else None, adaptation
+    )
+    if best is not None and adapted is not None:
+        best.result = adapted
+        plan.effective_class = best.name
+        plan.effective = adapted.thresholds
+    plan.config_map_name = spec.config_map_name(name)
+    plan.document = _document(plan)
+    return plan
+
+
+def _valid_spec(
+    plan: Plan, raw_spec: Mapping[str, Any], resolve: ResolveFn | None
+) -> InferenceThresholdsSpec | None:
+    """The spec, or None with ``plan.invalid`` naming the field and the fix."""
+    try:
+        spec = InferenceThresholdsSpec.model_validate(dict(raw_spec))
+    except ValidationError as exc:
+        plan.invalid = validation_message(exc, "spec")
+        return None
+    if resolve is not None:
+        try:
+            resolve(spec.model)
+        except ValueError as exc:  # unknown preset and friends: the user's input
+            text = str(exc)
+            plan.invalid = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
+            return None
+    return spec
+
+
+def _select(
+    plan: Plan, spec: InferenceThresholdsSpec, nodes: Mapping[str, NodeRecord]
+) -> dict[str, list[NodeRecord]]:
+    """Selected nodes grouped by hardware class key; records the selection in the plan."""
+    groups: dict[str, list[NodeRecord]] = {}
+    selected: dict[str, str] = {}
+    for node_name in sorted(nodes):
+        rec = nodes[node_name]
+        if matches(spec.node_selector, rec.labels):
+            groups.setdefault(rec.class_key, []).append(rec)
+            selected[node_name] = rec.class_key
+    plan.selection = Selection(spec.node_selector, selected)
+    return groups
+
+
+def _compute_classes(
+    plan: Plan,
+    spec: InferenceThresholdsSpec,
+    groups: Mapping[str, list[NodeRecord]],
+    compute: ComputeFn,
+    policy: Any,
+) -> None:
+    context = spec.effective_context()
+    errors: list[str] = []
+    for key, recs in groups.items():
+        first = recs[0]
+        cls = ClassResult(first.class_name, key, [r.name for r in recs], first)
+        try:
+            cls.result = compute(first.hardware.profile, spec.model, context, policy)
+        except ValueError as exc:
+            cls.error = f"cannot compute for this hardware: {exc}"
+            errors.append(str(exc))
+        plan.classes.append(cls)
+    plan.classes.sort(key=lambda c: c.name)
+    # The same input error on every class is the spec's fault, not the hardware's.
+    if plan.classes and len(errors) == len(plan.classes) and len(set(errors)) == 1:
+        plan.invalid = errors[0]
+
+
+def _pick_effective(classes: list[ClassResult]) -> ClassResult | None:
+    """The slowest feasible class: lowest expected decode tokens/s (then lowest threshold)."""
+
+    def speed(c: ClassResult) -> tuple[float, float, str]:
+        assert c.result is not None
+        exp = c.result.expected.decode_tokens_per_second
+        thr = c.result.thresholds.min_tokens_per_second
+        return (exp if exp is not None else math.inf, thr if thr is not None else math.inf, c.name)
+
+    feasible = [c for c in classes if c.feasible]
+    return min(feasible, key=speed) if feasible else None
+
+
+def document_hash(doc: ThresholdsDocument) -> str:
+    """sha256 of the document's canonical JSON without the contentHash field."""
+    wire = doc.wire()
+    wire.pop("contentHash", None)
+    canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[str]:
+    lines = [f"hardware.source: {record.hardware.source} (node {record.name})"]
+    lines += [f"hardware.note: {note}" for note in record.hardware.notes]
+    for d in result.decisions if result else []:
+        value = "" if d.value is None else f" = {d.value}{' ' + d.unit if d.unit else ''}"
+        detail = f" — {d.detail}" if d.detail else ""
+        lines.append(f"{d.step}{value} [{d.source}]{detail}")
+    return lines
+
+
+def _document(plan: Plan) -> ThresholdsDocument:
+    entries = {
+        c.name: ClassEntry(
+            hardware_summary=c.summary,
+            node_count=len(c.nodes),
+            feasible=c.feasible,
+            reason=c.reason(),
+            complexity=c.result.complexity if c.result else None,
+            expected=c.result.expected if c.result else Expected(),
+            thresholds=c.result.thresholds if c.result and c.result.feasible else Thresholds(),
+            decisions=_decision_lines(c.result, c.record),
+        )
+        for c in plan.classes
+    }
+    nodes = {n: c.name for c in plan.classes for n in c.nodes}
+    doc = ThresholdsDocument(
+        owner=plan.name,
+        namespace=plan.namespace,
+        generation=plan.generation,
+        content_hash="",
+        effective_class=plan.effective_class,
+        effective=plan.effective,
+        classes=entries,
+        nodes=dict(sorted(nodes.items())),
+    )
+    return doc.model_copy(update={"content_hash": document_hash(doc)})

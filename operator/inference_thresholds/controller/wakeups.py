@@ -1,0 +1,94 @@
+"""Which CRs a watched change wakes: node, CR and ConfigMap events -> ``CrState.trigger``.
+
+Nodes are held in ``OperatorState.nodes``, listed once at startup (before kopf starts
+any watch or handler, so a restarted operator never reconciles against a half-listed
+cluster) and kept current here; nothing is written onto Nodes. (A ``kopf.index`` gave the
+same guarantee, but kopf's per-object readiness toggles made its pre-indexing quadratic:
+24 s for 2,000 nodes.) A node change that alters a node's labels or hardware is compared
+with every CR's selector and recorded selection and wakes only the CRs it affects.
+Called on the event loop that owns the ``asyncio.Event`` objects (a thread may not set them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..api.crd import KIND
+from .configmap import (
+    CONTENT_HASH_ANNOTATION,
+    DATA_HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
+    data_hash,
+    owner_label_value,
+)
+from .kube import Kube
+from .node_index import NodeRecord, affected_by_node, node_record
+from .operator_state import CrKey, CrState, OperatorState
+
+
+def list_nodes(kube: Kube) -> dict[str, NodeRecord]:
+    """Every node's record, by name (blocking: run it in a thread)."""
+    return {rec.name: rec for rec in map(node_record, kube.list_nodes())}
+
+
+def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
+    """A node was added, changed (``body``) or deleted (``None``)."""
+    record = None if body is None else node_record(body)
+    if record is not None and state.nodes.get(name) == record:
+        return  # same labels and hardware (a heartbeat, someone's annotation): nothing to do
+    if record is None:
+        state.nodes.pop(name, None)
+    else:
+        state.nodes[name] = record
+    affected = affected_by_node(state.selections(), name, record)
+    # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
+    # change under a selector we have not recorded yet: give it one more pass.
+    affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
+    for key in affected:
+        state.kick(key)
+
+
+def resource_changed(
+    state: OperatorState, key: CrKey, meta: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """An InferenceThresholds changed: only a new generation matters."""
+    # Our own status writes come back as events too.
+    if meta.get("generation") != status.get("observedGeneration"):
+        state.kick(key)
+
+
+def configmap_changed(
+    state: OperatorState, namespace: str, body: Mapping[str, Any], deleted: bool
+) -> None:
+    """Someone changed or deleted a generated ConfigMap: let its owner check.
+
+    The echo of our own write is skipped: checking it would cost every write a second
+    reconcile (a GET and a full plan) for nothing.
+    """
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") != KIND:
+            continue
+        key = (namespace, ref.get("name", ""))
+        cr = state.crs.get(key)
+        if cr is None:
+            continue
+        if not deleted and _as_written(cr, key, ref.get("uid", ""), body):
+            continue
+        cr.trigger.set()
+
+
+def _as_written(cr: CrState, key: CrKey, uid: str, body: Mapping[str, Any]) -> bool:
+    """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo)."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return (
+        cr.configmap_content == (uid, annotations.get(CONTENT_HASH_ANNOTATION))
+        and annotations.get(DATA_HASH_ANNOTATION) == data_hash(body.get("data") or {})
+        and not body.get("binaryData")
+        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+        and labels.get(OWNER_LABEL) == owner_label_value(key[1])
+    )

@@ -1,0 +1,64 @@
+"""No module of ours reaches into another's private names (``from x import _y``, ``x._y``)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = [
+    ROOT / "operator" / "inference_thresholds",
+    ROOT / "node-agent" / "inference_thresholds_agent",
+    ROOT / "devtools" / "inference_thresholds_dev",
+]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _ours(module: str | None, level: int) -> bool:
+    return level > 0 or (module or "").split(".")[0].startswith("inference_thresholds")
+
+
+def private_uses(source: str) -> list[str]:
+    """'line: what' for each private name this module takes from another of ours."""
+    tree = ast.parse(source)
+    modules: set[str] = set()  # local names bound to our modules (or names in them)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if _ours(a.name, 0)}
+        elif isinstance(node, ast.ImportFrom) and _ours(node.module, node.level):
+            for alias in node.names:
+                if _private(alias.name):
+                    where = "." * node.level + (node.module or "")
+                    found.append(f"{node.lineno}: from {where} import {alias.name}")
+                else:
+                    modules.add(alias.asname or alias.name)  # may be a module: checked below
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _private(node.attr)
+        ):
+            found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_the_check_sees_both_forms() -> None:
+    source = "from .reconcile import _document\nfrom . import plan\nplan._summary(1)\n"
+    assert private_uses(source) == ["1: from .reconcile import _document", "3: plan._summary"]
+    assert private_uses("from . import x\nclass A:\n    def f(self): return self._y\n") == []
+    assert private_uses("import os\nos._exit(0)\n") == []  # not ours
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{use}"
+        for package in PACKAGES
+        for path in sorted(package.rglob("*.py"))
+        for use in private_uses(path.read_text(encoding="utf-8"))
+    ]
+    assert offences == []
