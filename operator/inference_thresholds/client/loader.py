@@ -120,7 +120,7 @@ def resolve_document_file(path: str | os.PathLike[str] | None, env: Mapping[str,
     return chosen if chosen.is_file() or chosen.suffix == ".json" else chosen / DOCUMENT_KEY
 
 
-def read_document(file: Path) -> ThresholdsDocument:
+def read_thresholds_document(file: Path) -> ThresholdsDocument:
     """Parse thresholds.json, naming the file and the field on any error."""
     try:
         raw = file.read_text(encoding="utf-8")
@@ -208,7 +208,7 @@ def load_thresholds(
     prefix = env_prefix if env_prefix is not None else env.get(PREFIX_ENV) or DEFAULT_ENV_PREFIX
     node = node_name if node_name is not None else (env.get(NODE_ENV) or None)
     file = resolve_document_file(path, env)
-    doc = read_document(file) if file.is_file() else None
+    doc = read_thresholds_document(file) if file.is_file() else None
 
     values: dict[str, float | None] = {}
     sources: dict[str, ThresholdSource] = {}

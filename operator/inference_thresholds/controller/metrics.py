@@ -37,6 +37,13 @@ _GAUGES: dict[str, tuple[str, float, str]] = {
 }
 
 
+def _cr_gauge(suffix: str, help_text: str, *labels: str) -> GaugeMetricFamily:
+    """A gauge family with one series per InferenceThresholds (and ``labels``)."""
+    return GaugeMetricFamily(
+        METRIC_PREFIX + suffix, help_text, labels=["namespace", "name", *labels]
+    )
+
+
 @dataclass
 class CrSnapshot:
     conditions: dict[str, str] = field(default_factory=dict)
@@ -77,24 +84,14 @@ class StateCollector(Collector):
                 count = sum(1 for s in crs.values() if s.conditions.get(cond, "Unknown") == st)
                 by_cond.add_metric([cond, st], count)
         yield by_cond
-        nodes = GaugeMetricFamily(
-            METRIC_PREFIX + "nodes_matched",
-            "Nodes an InferenceThresholds selects.",
-            labels=["namespace", "name"],
-        )
+        nodes = _cr_gauge("nodes_matched", "Nodes an InferenceThresholds selects.")
         for (ns, name), snap in sorted(crs.items()):
             nodes.add_metric([ns, name], snap.nodes_matched)
         yield nodes
         for field_name, (suffix, scale, help_text) in _GAUGES.items():
-            eff = GaugeMetricFamily(
-                f"{METRIC_PREFIX}effective_{suffix}",
-                f"Effective threshold: {help_text}",
-                labels=["namespace", "name"],
-            )
-            per_class = GaugeMetricFamily(
-                f"{METRIC_PREFIX}class_{suffix}",
-                f"Per hardware class threshold: {help_text}",
-                labels=["namespace", "name", "class"],
+            eff = _cr_gauge(f"effective_{suffix}", f"Effective threshold: {help_text}")
+            per_class = _cr_gauge(
+                f"class_{suffix}", f"Per hardware class threshold: {help_text}", "class"
             )
             for (ns, name), snap in sorted(crs.items()):
                 value = getattr(snap.effective, field_name)
@@ -160,38 +157,29 @@ class AdaptationCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        p = METRIC_PREFIX
         observed = {
-            "decode": GaugeMetricFamily(
-                p + "observed_decode_tokens_per_second",
+            "decode": _cr_gauge(
+                "observed_decode_tokens_per_second",
                 "Observed decode tokens/s per sequence (decayed mean).",
-                labels=["namespace", "name"],
             ),
-            "ttft": GaugeMetricFamily(
-                p + "observed_time_to_first_token_seconds",
+            "ttft": _cr_gauge(
+                "observed_time_to_first_token_seconds",
                 "Observed time to first token, seconds (decayed mean of the quantile).",
-                labels=["namespace", "name"],
             ),
         }
-        ratio = GaugeMetricFamily(
-            p + "observed_to_expected_ratio",
+        ratio = _cr_gauge(
+            "observed_to_expected_ratio",
             "Observed level / physical expectation (decode: >1 is faster; ttft: >1 is slower).",
-            labels=["namespace", "name", "signal"],
+            "signal",
         )
-        confidence = GaugeMetricFamily(
-            p + "adaptation_confidence",
+        confidence = _cr_gauge(
+            "adaptation_confidence",
             "Confidence in the observed level, 0..1 (1 - 2^(-history/halfLife)).",
-            labels=["namespace", "name", "signal"],
+            "signal",
         )
-        samples = GaugeMetricFamily(
-            p + "adaptation_samples",
-            "Samples since the last reset.",
-            labels=["namespace", "name", "signal"],
-        )
-        healthy = GaugeMetricFamily(
-            p + "adaptation_healthy",
-            "1 when the last Prometheus query succeeded, else 0.",
-            labels=["namespace", "name"],
+        samples = _cr_gauge("adaptation_samples", "Samples since the last reset.", "signal")
+        healthy = _cr_gauge(
+            "adaptation_healthy", "1 when the last Prometheus query succeeded, else 0."
         )
         for (ns, name), st in self._snapshot():
             healthy.add_metric([ns, name], 1.0 if st.healthy else 0.0)
