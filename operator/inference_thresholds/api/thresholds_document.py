@@ -29,6 +29,16 @@ ENV_KEYS: dict[str, str] = {
 }
 
 
+def env_variables(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
+    """Thresholds field -> variable: min_tokens_per_second -> BITNET_MIN_TOKENS_PER_SECOND."""
+    return {field: prefix + suffix for field, suffix in ENV_KEYS.items()}
+
+
+def env_fields(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
+    """The inverse of ``env_variables``: variable -> Thresholds field."""
+    return {var: field for field, var in env_variables(prefix).items()}
+
+
 class ClassEntry(WireModel):
     """Thresholds for one hardware class (nodes with identical relevant hardware)."""
 

@@ -33,6 +33,7 @@ from ..api.thresholds_document import (
     DOCUMENT_KEY,
     ENV_KEYS,
     ThresholdsDocument,
+    env_variables,
 )
 from .errors import ThresholdsError, ThresholdsNotFoundError
 from .numbers import parse_threshold
@@ -243,8 +244,7 @@ def load_thresholds(
             "restart the pod to refresh them"
         )
     if apply_env:
-        for field, suffix in ENV_KEYS.items():
-            var = prefix + suffix
+        for field, var in env_variables(prefix).items():
             raw = env.get(var, "").strip()
             if not raw:
                 continue  # unset and empty both mean "no override" (Kubernetes sets "" often)

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api.crd import API_VERSION, GROUP, KIND
 from ..api.node_contract import valid_label_value
-from ..api.thresholds_document import DOCUMENT_KEY, ENV_KEYS, ThresholdsDocument
+from ..api.thresholds_document import DOCUMENT_KEY, ThresholdsDocument, env_variables
 from ..text import decimal_text
 from .kube import ConfigMapApi, Json
 
@@ -78,10 +78,10 @@ def env_value(value: float) -> str:
 
 def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
     data = {DOCUMENT_KEY: json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"}
-    for field_name, suffix in ENV_KEYS.items():
+    for field_name, variable in env_variables(env_prefix).items():
         value = getattr(doc.effective, field_name)
         if value is not None:
-            data[f"{env_prefix}{suffix}"] = env_value(float(value))
+            data[variable] = env_value(float(value))
     return dict(sorted(data.items()))
 
 

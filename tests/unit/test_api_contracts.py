@@ -1,4 +1,4 @@
-"""The agent <-> operator contract: label syntax, quantities, and who uses it."""
+"""The contracts in api/: node labels and annotations, label syntax, quantities, env keys."""
 
 from __future__ import annotations
 
@@ -103,3 +103,14 @@ def test_agent_and_operator_share_the_keys() -> None:
             and id(node) not in docstrings
         ]
         assert not [s for s in literals if "hw.inference.dev" in s], module.__name__
+
+
+def test_env_variables_and_their_inverse() -> None:
+    from inference_thresholds.api.thresholds_document import env_fields, env_variables
+    from inference_thresholds.engine.policy import LEGACY_ENV
+
+    assert env_variables()["min_tokens_per_second"] == "BITNET_MIN_TOKENS_PER_SECOND"
+    assert env_variables("APP_")["max_latency_ms"] == "APP_MAX_LATENCY_MS"
+    assert env_fields("APP_")["APP_MAX_LATENCY_MS"] == "max_latency_ms"
+    # The engine's legacy table is the same mapping (until it uses env_fields itself).
+    assert env_fields() == LEGACY_ENV
