@@ -62,3 +62,36 @@ def test_no_module_imports_another_modules_private_name() -> None:
         for use in private_uses(path.read_text(encoding="utf-8"))
     ]
     assert offences == []
+
+
+# Lower layers never reach up: the pod-side client, the engine and the API types load in
+# slim images, and the reconcile core stays testable without kopf.
+LOWER_LAYERS = ("api", "engine", "client", "adaptation", "text.py")
+FORBIDDEN_ABOVE = ("inference_thresholds.controller", "inference_thresholds.cli", "kopf")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    package = ".".join(path.relative_to(ROOT / "operator").with_suffix("").parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = node.module or ""
+            names.add(f"{base}.{module}".rstrip(".") if node.level else module)
+    return names
+
+
+def test_lower_layers_import_nothing_above_them() -> None:
+    package = ROOT / "operator" / "inference_thresholds"
+    offences = []
+    for layer in LOWER_LAYERS:
+        paths = (
+            [package / layer] if layer.endswith(".py") else sorted((package / layer).rglob("*.py"))
+        )
+        for path in paths:
+            for name in _imported_modules(path):
+                if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_ABOVE):
+                    offences.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offences == []
