@@ -9,12 +9,16 @@ Rules (each fixes a complaint about NFD/GFD labels):
   names never collide silently. The unabridged profile is in the annotation.
 - per GPU/accelerator kind: ``gpu.count`` is all GPUs on the node; product, memory and
   speeds describe the largest group (the full list is in the annotation).
+- ``LabelFilter`` (NFD's ``labelWhiteList`` idea, plus a deny list): which names are
+  published at all, e.g. ``exclude: ^gpu[.]`` where GPU Feature Discovery already labels
+  GPUs. The profile annotation always carries everything (the operator reads that).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from inference_thresholds.api import DeviceInfo, HardwareProfile
 from inference_thresholds.api.node_contract import (
@@ -50,6 +54,41 @@ def sanitise(value: str) -> str:
     return cleaned
 
 
+@dataclass(frozen=True)
+class LabelFilter:
+    """Include/exclude regular expressions over label names without the prefix.
+
+    As NFD's ``labelWhiteList``: a name is published when ``include`` matches somewhere
+    in it (``re.search``; anchor with ``^``/``$``) and ``exclude`` does not; exclude wins.
+    """
+
+    include: re.Pattern[str] | None = None
+    exclude: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, include: str | None, exclude: str | None) -> LabelFilter:
+        """From option text; a bad expression raises ValueError naming the option."""
+        return cls(_compile("include", include), _compile("exclude", exclude))
+
+    def allows(self, key: str) -> bool:
+        name = key.removeprefix(LABEL_PREFIX)
+        if self.include is not None and not self.include.search(name):
+            return False
+        return self.exclude is None or not self.exclude.search(name)
+
+
+def _compile(option: str, text: str | None) -> re.Pattern[str] | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"labels-{option} {text!r}: not a regular expression ({exc})") from None
+
+
+ALL_LABELS = LabelFilter()
+
+
 def number(value: float) -> str:
     """Integers without '.0'; other numbers with at most 2 decimals, no exponent."""
     return decimal_text(value, 2)
@@ -80,8 +119,8 @@ def _device_labels(kind: str, devices: list[DeviceInfo], out: dict[str, str]) ->
         out[f"{kind}.mig-enabled"] = "true" if main.mig_enabled else "false"
 
 
-def profile_labels(profile: HardwareProfile) -> dict[str, str]:
-    """The label set for a profile: sorted, sanitised, every key and value validated."""
+def profile_labels(profile: HardwareProfile, allowed: LabelFilter = ALL_LABELS) -> dict[str, str]:
+    """The label set for a profile: sorted, sanitised, validated, filtered by ``allowed``."""
     raw: dict[str, str] = {}
     cpu, memory = profile.cpu, profile.memory
     if cpu.vendor:
@@ -117,6 +156,6 @@ def profile_labels(profile: HardwareProfile) -> dict[str, str]:
         key = LABEL_PREFIX + sanitise(name).lower()
         validate_key(key)
         clean = sanitise(value)  # always a valid value (a property test holds it to that)
-        if clean:
+        if clean and allowed.allows(key):
             labels[key] = clean
     return labels

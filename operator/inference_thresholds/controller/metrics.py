@@ -20,6 +20,7 @@ from ..adaptation.state import SIGNALS
 from ..api import Thresholds
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import CONDITION_TYPES, InferenceThresholdsStatus
+from ..build_info import register_build_info
 
 METRIC_PREFIX = "inference_thresholds_"
 
@@ -140,6 +141,7 @@ class OperatorMetrics:
         )
         self.state = StateCollector()
         self.registry.register(self.state)
+        self.build_info = register_build_info(self.registry, "kopf")
 
 
 class AdaptationCollector(Collector):
