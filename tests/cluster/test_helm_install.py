@@ -371,7 +371,7 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
                                   "namespace": release.namespace}],
                 }))  # fmt: skip
 
-            cluster.delete_cr(release.namespace, cr)  # while running: kopf drops its finalizer
+            cluster.delete_cr(release.namespace, cr)  # no finalizer: gone at once
             kube.eventually(lambda: cluster.get_cr(release.namespace, cr) is None, timeout=30,
                             what="CR deleted")  # fmt: skip
         operator.assert_never_refused()

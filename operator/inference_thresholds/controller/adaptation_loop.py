@@ -15,22 +15,23 @@ import asyncio
 import base64
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from ..adaptation import state as adapt
 from ..adaptation.prometheus import PrometheusClient, PrometheusError
-from ..api.adaptation import AdaptationSpec, AdaptationStatus, SecretKeyRef, parse_duration
+from ..api.adaptation import AdaptationSpec, SecretKeyRef, parse_duration
 from ..api.crd import InferenceThresholdsSpec
 from . import alert_rules
 from .events import DecisionEvent, Poster
 from .kube import Kube
-from .operator_state import CrKey, OperatorState
+from .operator_state import CrState, OperatorState
 from .plan_adaptation import interval_events, overridden_fields
+from .stopper import Stopper, StopReason
 
 FIRST_QUERY_DELAY = 1.0  # seconds after start, so a fresh CR reports soon
 
@@ -81,8 +82,8 @@ def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observati
     return adapt.fetch(spec, client.query_value)
 
 
-def wanted(spec: kopf.Spec, **_: Any) -> bool:
-    """The loop runs while adaptation or alert rules are enabled (a kopf ``when`` filter)."""
+def wanted(spec: Mapping[str, Any]) -> bool:
+    """The loop runs while adaptation or alert rules are enabled."""
     adaptation = spec.get("adaptation") or {}
     return bool(adaptation.get("enabled") or (adaptation.get("alertRules") or {}).get("enabled"))
 
@@ -130,18 +131,11 @@ class _Rules:
             alert_rules.remove(self.kube, self.namespace, self.name, self.uid)
 
 
-async def run(
-    state: OperatorState,
-    body: kopf.Body,
-    namespace: str,
-    name: str,
-    uid: str,
-    stopped: kopf.DaemonStopped,
-    post: Poster,
-) -> None:
+async def run(state: OperatorState, cr: CrState, stopped: Stopper, post: Poster) -> None:
     """Query, learn and hand over the state every interval until ``stopped``."""
-    key = (namespace, name)
-    rules = _Rules(state.kube, namespace, name, uid)
+    key = cr.key
+    namespace, name = key
+    rules = _Rules(state.kube, namespace, name, cr.uid)
     delay = FIRST_QUERY_DELAY
     try:
         while not stopped:
@@ -149,20 +143,19 @@ async def run(
             if stopped:
                 break
             try:
-                full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
+                full = InferenceThresholdsSpec.model_validate(dict(cr.body.get("spec") or {}))
             except ValidationError:
                 delay = 5.0  # the reconcile reports the invalid spec; check again soon
                 continue
             spec = full.adaptation
             delay = spec.interval_seconds
             await rules.step(spec, post)
-            if not spec.enabled or _learned(state, key) is None:
+            if not spec.enabled or cr.adaptation is None:
                 continue  # alert rules only, or no state rebased yet (no feasible class)
             obs = await asyncio.to_thread(observe, state.kube, namespace, spec)
             # Read the state only now, with no await before the write: a reconcile that
             # rebased it meanwhile is not overwritten by a stale copy.
-            cr = state.crs.get(key)
-            if cr is None or cr.adaptation is None:
+            if state.crs.get(key) is not cr or cr.adaptation is None:
                 continue
             current = cr.adaptation
             new, moves = adapt.advance(current, spec, obs, time.time(), overridden_fields(full))
@@ -170,11 +163,5 @@ async def run(
             post(interval_events(current, new, moves))
             cr.trigger.set()
     finally:
-        reason = stopped.reason
-        if reason is not None and reason & kopf.DaemonStoppingReason.FILTERS_MISMATCH:
+        if stopped.reason is StopReason.SWITCHED_OFF:
             await asyncio.to_thread(rules.remove_now)  # both switched off: no stale alerts
-
-
-def _learned(state: OperatorState, key: CrKey) -> AdaptationStatus | None:
-    cr = state.crs.get(key)
-    return cr.adaptation if cr is not None else None
