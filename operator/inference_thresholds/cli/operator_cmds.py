@@ -71,6 +71,12 @@ def register(subparsers: Any) -> None:
         help="kubeconfig (default: $KUBECONFIG, "
         "~/.kube/config, then the in-cluster service account)",
     )
+    run.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="default Prometheus for spec.adaptation (a CR's prometheus.url wins); "
+        "env INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.set_defaults(func=_run)
 
@@ -96,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
         ) from exc
     try:
         config = settings.OperatorConfig.from_env()
+        if args.prometheus_url:
+            settings.check_prometheus_url(args.prometheus_url, "--prometheus-url")
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     namespaces = () if args.all_namespaces else tuple(args.namespace or ())
@@ -107,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         metrics_host=args.bind,
         liveness_host=args.bind,
+        prometheus_url=args.prometheus_url,
     )
     if config.policy_path and not os.path.isfile(config.policy_path):
         raise CliError(f"--policy {config.policy_path}: no such file")

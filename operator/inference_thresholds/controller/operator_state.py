@@ -57,6 +57,8 @@ class CrState:
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
+    # The nodes of each adapted class (from the last plan): per-class node matchers.
+    class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
         if self.written is not None and self.written[0] == uid:
