@@ -117,7 +117,7 @@ class PrometheusClient:
             raise PrometheusUnreachable(f"{self.url}: {why}") from None
         if len(body) > MAX_RESPONSE_BYTES:
             raise PrometheusResponseError(
-                f"{path}: answer larger than {MAX_RESPONSE_BYTES // 2**20} MiB; narrow the "
+                f"{path}: answer larger than {MAX_RESPONSE_BYTES:,} bytes; narrow the "
                 "matchers or shorten adaptation.history"
             )
         return _data(body)
