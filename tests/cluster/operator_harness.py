@@ -60,8 +60,10 @@ class OperatorProcess:
         *,
         policy: Path | None = None,
         namespaces: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.kube = kube
+        self.extra_env = env or {}
         self.namespaces = namespaces
         self.workdir = workdir
         self.policy = policy
@@ -93,6 +95,7 @@ class OperatorProcess:
             "INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS": "0.2",
             "INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS": "1",
             "INFERENCE_THRESHOLDS_OPERATOR_POLICY_POLL_SECONDS": "0.5",
+            **self.extra_env,
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
