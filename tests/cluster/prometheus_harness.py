@@ -36,6 +36,7 @@ MODEL = "llama-test"
 BUCKETS = [round(0.001 * 1.25**i, 6) for i in range(62)]
 NEW_ITL, OLD_ITL = "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
 TTFT = "vllm:time_to_first_token_seconds"
+SGLANG_ITL, SGLANG_TTFT = "sglang:inter_token_latency_seconds", "sglang:time_to_first_token_seconds"
 
 
 def _bucket(value: float) -> int:
@@ -131,30 +132,30 @@ class VllmExporter(Collector):
 def backfill(
     data_dir: Path,
     workdir: Path,
-    pods: dict[str, tuple[str, float, float]],
+    pods: dict[str, tuple[str, str, float, float]],
     *,
     span_s: float,
     step_s: float = 15.0,
 ) -> float:
     """Blocks in ``data_dir`` holding ``span_s`` seconds of history up to now.
 
-    ``pods``: model name -> (ITL histogram name, decode tok/s, TTFT seconds). Returns the
-    time of the last sample.
+    ``pods``: model name -> (ITL histogram name, TTFT histogram name, decode tok/s, TTFT
+    seconds). Returns the time of the last sample.
     """
     promtool = shutil.which("promtool")
     if promtool is None:
         raise RuntimeError("promtool not found: apt-get install prometheus (hack/ensure-deps.sh)")
     end = float(int(time.time()))
     times = [end - span_s + i * step_s for i in range(int(span_s // step_s) + 1)]
+    families = sorted({name for itl, ttft, _, _ in pods.values() for name in (itl, ttft)})
     lines: list[str] = []
-    for family in (NEW_ITL, OLD_ITL, TTFT):
-        chosen = {m: p for m, p in pods.items() if family in (p[0], TTFT)}
-        if not chosen:
-            continue
+    for family in families:
         lines.append(f"# TYPE {family} histogram")
-        for model, (_, tps, ttft) in chosen.items():
+        for model, (itl, ttft_name, tps, ttft) in pods.items():
+            if family not in (itl, ttft_name):
+                continue
             pod = _Pod(tps, ttft)
-            hist = pod.ttft if family == TTFT else pod.itl
+            hist = pod.itl if family == itl else pod.ttft
             previous = times[0]
             for t in times:
                 pod.advance(t - previous)

@@ -31,6 +31,9 @@ from prometheus_harness import (
     MODEL,
     NEW_ITL,
     OLD_ITL,
+    SGLANG_ITL,
+    SGLANG_TTFT,
+    TTFT,
     PrometheusServer,
     VllmExporter,
     backfill,
@@ -455,13 +458,16 @@ def test_history_recommends_within_one_interval_and_recommend_never_writes_the_c
     cluster: Cluster, operator: OperatorProcess, namespace: str, pool: str, tmp_path: Path
 ) -> None:
     """Half an hour of history in Prometheus before the resources exist (old vLLM names
-    for one model, new names for the other): each recommends from its first query."""
+    for one model, new names for another, SGLang's for a third): each recommends from its
+    first query."""
     (expected,) = _expected(cluster, namespace, pool).values()
     tps, ttft_ms = expected["decodeTokensPerSecond"], expected["timeToFirstTokenMs"]
     history = tmp_path / "prometheus"
     history.mkdir()
-    pods = {"old-vllm": (OLD_ITL, 1.6 * tps, ttft_ms / 3 / 1000),
-            "new-vllm": (NEW_ITL, 1.6 * tps, ttft_ms / 3 / 1000)}  # fmt: skip
+    fast, quick = 1.6 * tps, ttft_ms / 3 / 1000
+    pods = {"old-vllm": (OLD_ITL, TTFT, fast, quick), "new-vllm": (NEW_ITL, TTFT, fast, quick),
+            "sglang": (SGLANG_ITL, SGLANG_TTFT, fast, quick)}  # fmt: skip
+    sources = {"old-vllm": "vllm", "new-vllm": "vllm", "sglang": "sglang"}
     backfill(history / "data", history, pods, span_s=1800, step_s=15)
     server = PrometheusServer(history)
     server.start()
@@ -471,7 +477,7 @@ def test_history_recommends_within_one_interval_and_recommend_never_writes_the_c
         created: dict[str, float] = {}
         for model in pods:
             spec = _spec(pool, {
-                "prometheus": {"url": server.url}, "mode": "Recommend",
+                "prometheus": {"url": server.url}, "mode": "Recommend", "source": sources[model],
                 "labelMatchers": [{"label": "model_name", "value": model}],
                 "interval": "60s", "window": "1m", "halfLife": "1h", "history": "30m",
                 "minSamples": 10, "maxStepPercent": 5,

@@ -253,3 +253,38 @@ def test_prometheus_rule_object_is_owned_and_labelled() -> None:
     assert obj["metadata"]["ownerReferences"][0]["uid"] == "1234"
     assert obj["metadata"]["labels"]["thresholds.inference.dev/owner"] == NAME
     assert obj["spec"] == rules_file(NS, NAME, _spec())
+
+
+@pytest.mark.parametrize(
+    ("source", "itls"),
+    [
+        ("vllm", ["vllm:time_per_output_token_seconds"]),  # vLLM before 0.11
+        # vLLM 0.11 exports both names with the same data: read once, not summed
+        ("vllm", ["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"]),
+        ("sglang", ["sglang:inter_token_latency_seconds"]),
+        ("sglang", ["sglang_time_per_output_token_seconds"]),  # older SGLang, escaped
+    ],
+)
+def test_decode_alert_reads_every_runtime_version(
+    tmp_path: Path, source: str, itls: list[str]
+) -> None:
+    rules = rules_file(NS, NAME, _spec(source))
+    series = [s for itl in itls for s in _decode_series("0+600x600", 20, itl=itl)]
+    unique = list({s["series"]: s for s in series}.values())  # the threshold series once
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": unique,
+            "alert_rule_test": [
+                {
+                    "eval_time": "7h",
+                    "alertname": DECODE,
+                    "exp_alerts": [
+                        _alert(rules, DECODE, "page", "10"),
+                        _alert(rules, DECODE, "ticket", "10"),
+                    ],
+                },
+            ],
+        },
+    ]
+    _run(tmp_path, rules, tests)
