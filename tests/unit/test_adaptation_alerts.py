@@ -76,6 +76,18 @@ def _decode_series(
     ]
 
 
+def _pages_and_tickets(
+    rules: dict[str, Any], alert: str, series: list[dict[str, str]], value: str
+) -> dict[str, Any]:
+    """A promtool test: after 7 hours of ``series``, ``alert`` pages and tickets."""
+    expected = [_alert(rules, alert, "page", value), _alert(rules, alert, "ticket", value)]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": "7h", "alertname": alert, "exp_alerts": expected}],
+    }
+
+
 def _run(tmp_path: Path, rules: dict[str, Any], tests: list[dict[str, Any]]) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
     check = subprocess.run(
@@ -197,23 +209,7 @@ def test_ttft_alert_from_the_vllm_histogram(tmp_path: Path) -> None:
         },
     ]
     # p90 = 0.5 + (9 - 1) / 9 * 0.5 = 0.944 s, above 0.5 s for 7 hours
-    tests = [
-        {
-            "interval": "1m",
-            "input_series": series,
-            "alert_rule_test": [
-                {
-                    "eval_time": "7h",
-                    "alertname": TTFT,
-                    "exp_alerts": [
-                        _alert(rules, TTFT, "page", "944.4ms"),
-                        _alert(rules, TTFT, "ticket", "944.4ms"),
-                    ],
-                }
-            ],
-        }
-    ]
-    _run(tmp_path, rules, tests)
+    _run(tmp_path, rules, [_pages_and_tickets(rules, TTFT, series, "944.4ms")])
 
 
 def test_llama_cpp_preset_has_no_ttft_alerts(tmp_path: Path) -> None:
@@ -271,20 +267,4 @@ def test_decode_alert_reads_every_runtime_version(
     rules = rules_file(NS, NAME, _spec(source))
     series = [s for itl in itls for s in _decode_series("0+600x600", 20, itl=itl)]
     unique = list({s["series"]: s for s in series}.values())  # the threshold series once
-    tests = [
-        {
-            "interval": "1m",
-            "input_series": unique,
-            "alert_rule_test": [
-                {
-                    "eval_time": "7h",
-                    "alertname": DECODE,
-                    "exp_alerts": [
-                        _alert(rules, DECODE, "page", "10"),
-                        _alert(rules, DECODE, "ticket", "10"),
-                    ],
-                },
-            ],
-        },
-    ]
-    _run(tmp_path, rules, tests)
+    _run(tmp_path, rules, [_pages_and_tickets(rules, DECODE, unique, "10")])

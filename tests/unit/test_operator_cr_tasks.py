@@ -11,13 +11,10 @@ import logging
 from typing import Any
 
 import pytest
+from operator_fakes import empty_operator_state
 
 from inference_thresholds.controller import adaptation_loop, cr_tasks, reconcile_loop
-from inference_thresholds.controller.kube import Kube
-from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.operator_state import CrState, OperatorState
-from inference_thresholds.controller.policy_source import PolicySource
-from inference_thresholds.controller.settings import OperatorConfig
 from inference_thresholds.controller.stopper import Stopper, StopReason
 
 KEY = ("ns", "cr")
@@ -56,15 +53,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return rec
 
 
-def _state() -> OperatorState:
-    return OperatorState(
-        config=OperatorConfig(),
-        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
-        policy=PolicySource(None),
-        metrics=OperatorMetrics(),
-    )
-
-
 async def _until(check: Any, what: str) -> None:
     """Yield to the event loop until ``check()`` holds (tasks start and end in a few turns)."""
     for _ in range(100):
@@ -76,7 +64,7 @@ async def _until(check: Any, what: str) -> None:
 
 def test_loops_follow_the_cr_events(recorder: Recorder) -> None:
     async def scenario() -> None:
-        state = _state()
+        state = empty_operator_state()
         on = {"adaptation": {"alertRules": {"enabled": True}}}
         cr_tasks.resource_event(state, KEY, None, _body(), LOG)  # initial listing
         cr_tasks.resource_event(state, KEY, "MODIFIED", _body(generation=2), LOG)
@@ -124,7 +112,7 @@ def test_shutdown_stops_every_loop_and_cancels_one_that_hangs(
             raise
 
     async def scenario() -> None:
-        state = _state()
+        state = empty_operator_state()
         cr_tasks.resource_event(state, KEY, None, _body(), LOG)
         monkeypatch.setattr(reconcile_loop, "run", stubborn)
         cr_tasks.resource_event(state, ("ns", "other"), None, _body(uid="u3"), LOG)

@@ -150,17 +150,23 @@ class PrometheusClient:
 
     def query_value(self, promql: str, at: float | None = None) -> float | None:
         """One number, or None when there is no data (empty vector or NaN: no traffic)."""
-        samples = self.query(promql, at)
-        if not samples:
+        sample = one_sample(self.query(promql, at))
+        if sample is None:
             return None
-        if len(samples) > 1:
-            shown = ", ".join(str(s.labels) for s in samples[:3])
-            raise PrometheusResponseError(
-                f"query returned {len(samples)} series ({shown}...); aggregate it to one "
-                "(sum/avg) or narrow adaptation.labelMatchers"
-            )
-        value = samples[0].value
-        return None if math.isnan(value) or math.isinf(value) else value
+        return None if math.isnan(sample.value) or math.isinf(sample.value) else sample.value
+
+
+def one_sample(samples: list[Sample]) -> Sample | None:
+    """The single sample a one-number query must give; None for an empty vector."""
+    if not samples:
+        return None
+    if len(samples) > 1:
+        shown = ", ".join(str(s.labels) for s in samples[:3])
+        raise PrometheusResponseError(
+            f"query returned {len(samples)} series ({shown}...); aggregate it to one "
+            "(sum/avg) or narrow adaptation.labelMatchers"
+        )
+    return samples[0]
 
 
 def _api_error(body: bytes) -> str | None:

@@ -35,7 +35,7 @@ from ..api.adaptation import (
 )
 from . import aggregate, histogram, presets, rule
 from .histogram import Distribution
-from .prometheus import PrometheusError, PrometheusResponseError, Sample, Series
+from .prometheus import PrometheusError, PrometheusResponseError, Sample, Series, one_sample
 
 MAX_SEED_POINTS = 500  # points per range query; the step grows to fit the history
 MAX_CLASSES = 16  # classes adapted per resource (each costs a query per signal)
@@ -275,15 +275,8 @@ def _distribution(samples: list[Sample], kind: presets.Kind, sig: Signal) -> Dis
                 f"{len(samples)} buckets: more than any runtime exports; narrow the matchers"
             )
         return Distribution.from_buckets((_le(s.labels), s.value) for s in samples)
-    if not samples:
-        return None
-    if len(samples) > 1:
-        shown = ", ".join(str(s.labels) for s in samples[:3])
-        raise PrometheusResponseError(
-            f"query returned {len(samples)} series ({shown}...); aggregate it to one "
-            "(sum/avg) or narrow adaptation.labelMatchers"
-        )
-    seconds = sig.seconds(samples[0].value)
+    sample = one_sample(samples)
+    seconds = None if sample is None else sig.seconds(sample.value)
     return None if seconds is None else Distribution.point(seconds)
 
 

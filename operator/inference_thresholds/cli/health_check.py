@@ -97,18 +97,12 @@ def run_checks(
     results: list[tuple[str, list[str]]] = []
     api: Any = None
     if crd or deployment:
-        from kubernetes import client, config
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
-        loader: Any = config
-        if kubeconfig:
-            loader.load_kube_config(config_file=kubeconfig)
-        else:
-            try:
-                loader.load_incluster_config()
-            except config.ConfigException:
-                loader.load_kube_config()
-        api = client.ApiClient()
+        from ..controller.kube import make_api_client
+
+        api = make_api_client(kubeconfig)
 
         def get(call: Any, *args: str) -> Any:
             try:
