@@ -383,3 +383,15 @@ def test_history_replays_through_the_rule_at_creation() -> None:
 def test_bad_spec_names_the_field(patch: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         _spec(**patch)
+
+
+def test_a_class_of_many_nodes_keeps_status_within_its_schema() -> None:
+    spec = _spec(nodeLabel="node")
+    nodes = tuple(f"gpu-node-{i:04d}.cluster.example.com" for i in range(1000))
+    api = FakePrometheus(itl={n: 0.02 for n in nodes}, ttft={n: 0.3 for n in nodes})
+    obs = fetch(spec, [Target("big", nodes, seeded=True)], api, T0)
+    assert len(obs.classes["big"].queries["decode"]) > 40_000  # sent whole (as a POST)
+    after = advance(_fresh(spec, "big"), spec, obs, T0).state
+    shown = after.classes[0].decode.query
+    assert len(shown) <= 2048 and shown.endswith("characters)")
+    AdaptationStatus.model_validate(after.wire())  # what the apiserver would accept

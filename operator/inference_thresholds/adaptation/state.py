@@ -258,7 +258,12 @@ def node_matcher(spec: AdaptationSpec, nodes: Sequence[str]) -> list[LabelMatche
     if spec.node_label is None:
         return []
     pattern = "|".join(n.replace(".", "\\.") for n in sorted(nodes)) or "^$"
-    return [LabelMatcher(label=spec.node_label, operator=MatchOperator.REGEX_MATCH, value=pattern)]
+    # Built, not validated: node names are DNS names, and a large class's pattern is
+    # longer than a user's matcher may be (it is sent as a POST form).
+    matcher = LabelMatcher.model_construct(
+        label=spec.node_label, operator=MatchOperator.REGEX_MATCH, value=pattern
+    )
+    return [matcher]
 
 
 def _le(labels: dict[str, str]) -> float:
@@ -401,6 +406,16 @@ class Move:
             f"{self.observed:.4g} {u} ({how} {self.samples} samples), confidence "
             f"{self.confidence:.2f}, target {self.target:.4g}"
         )
+
+
+QUERY_SHOWN = 2048  # characters of a query kept in status (a node matcher can be long)
+
+
+def shown_query(promql: str) -> str:
+    """The query as status shows it: whole, or its start and how long it was."""
+    if len(promql) <= QUERY_SHOWN:
+        return promql
+    return f"{promql[: QUERY_SHOWN - 40]}... ({len(promql)} characters)"
 
 
 def _level(sig: Signal, spec: AdaptationSpec, wire: dict[str, float]) -> float | None:
@@ -562,7 +577,7 @@ def advance(
             data = data or reading.dist is not None
             learning = learning or step.learning
             updates[sig.name] = step.state.model_copy(
-                update={"query": cobs.queries[sig.name], "note": step.note}
+                update={"query": shown_query(cobs.queries[sig.name]), "note": step.note}
             )
             if step.move is not None:
                 result.moves.append(step.move)
