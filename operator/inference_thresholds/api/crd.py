@@ -222,7 +222,9 @@ class ClassStatus(WireModel):
     node_count: int = Field(ge=0, description="Selected nodes in this class.")
     hardware_summary: str = Field(description="Short human summary of the class's hardware.")
     hardware_source: str | None = Field(
-        None, description="Where the hardware came from: agent, gfd, nfd or capacity."
+        None,
+        description="Where the hardware came from, the sources that gave fields joined by "
+        "'+': agent, gfd (GPU Feature Discovery), nfd, capacity (node resources).",
     )
     feasible: bool = Field(description="Whether the model fits this hardware.")
     reason: str | None = Field(None, description="Why the model does not fit, when it does not.")

@@ -223,9 +223,14 @@ def slice_share(
 
 def choose_partition(dev: DeviceInfo, wanted: str | None, log: DecisionLog) -> GpuPartition | None:
     """The partition a pod on ``dev`` gets; None for whole GPUs with nothing else offered."""
-    options = dev.partitions or []
-    if not options:
+    if dev.partitions is None:
         return None
+    options = dev.partitions
+    if not options:
+        raise PartitionInputError(
+            f"{dev.product}: MIG is enabled but no MIG instance is offered, so pods get no GPU "
+            "here; create MIG instances (nvidia.com/mig.config) or select other nodes"
+        )
     if wanted is not None:
         picked = next((p for p in options if _offers(p, wanted)), None)
         if picked is None:
