@@ -176,10 +176,13 @@ class PynvmlBackend:
             compute_mode=self._optional(lambda: int(nvml.nvmlDeviceGetComputeMode(handle))),
         )
 
-    def _mig_devices(self, parent: Any) -> list[NvmlMigReading]:
-        """The MIG devices that exist: indices without an instance answer NOT_FOUND."""
+    def _mig_devices(self, parent: Any) -> list[NvmlMigReading] | None:
+        """The MIG devices that exist: indices without an instance answer NOT_FOUND.
+        None when the driver cannot say (not: no instance)."""
         nvml = self._module()
-        slots = self._optional(lambda: int(nvml.nvmlDeviceGetMaxMigDeviceCount(parent))) or 0
+        slots = self._optional(lambda: int(nvml.nvmlDeviceGetMaxMigDeviceCount(parent)))
+        if slots is None:
+            return None
         found: list[NvmlMigReading] = []
         for index in range(min(slots, _MAX_MIG_DEVICES)):
             handle = self._optional(lambda: nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, index))  # noqa: B023
