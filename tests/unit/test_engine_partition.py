@@ -154,6 +154,11 @@ def test_requested_resource_not_offered_names_the_field_and_the_choices() -> Non
         run(a100(None), "nvidia.com/mig-1g.10gb")
 
 
+def test_gpu_resource_on_a_node_without_gpus_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"gpuResource nvidia\.com/gpu: the hardware profile"):
+        run(HardwareProfile(), "nvidia.com/gpu")
+
+
 def test_whole_gpu_request_on_whole_gpus_changes_nothing() -> None:
     assert run(a100(None), "nvidia.com/gpu").expected == run(a100(None)).expected
 

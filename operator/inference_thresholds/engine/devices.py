@@ -28,6 +28,11 @@ class DeviceTarget:
 
 def choose_device(hw: HardwareProfile, ctx: DeploymentContext, log: DecisionLog) -> str:
     wanted = ctx.device
+    if ctx.constraints.gpu_resource and not hw.gpus and wanted is not DeviceKind.CPU:
+        raise HardwareInputError(
+            f"context.constraints.gpuResource {ctx.constraints.gpu_resource}: the hardware "
+            "profile lists no gpus; select GPU nodes or remove gpuResource"
+        )
     if wanted is DeviceKind.AUTO:
         if hw.gpus:
             choice, why = "gpu", "node has GPUs"
