@@ -84,6 +84,25 @@ def _sharing(
     return GpuSharing.NONE, None
 
 
+def _instance(
+    labels: Mapping[str, str], prefix: str, resource: str, profile: str, count: int, shared: bool
+) -> GpuPartition:
+    """A MIG instance kind from GFD's attribute labels under ``prefix`` (``.memory``,
+    ``.multiprocessors``, ``.slices.gi``, ``.replicas``, ``.sharing-strategy``)."""
+    product_shared = labels.get(prefix + ".product", "").endswith("-SHARED")
+    sharing, replicas = _sharing(labels, prefix, shared or product_shared)
+    return GpuPartition(
+        resource=resource,
+        mig_profile=canonical_profile(profile),
+        count=count,
+        memory_mib=_count(labels.get(prefix + ".memory")) or None,
+        multiprocessors=_count(labels.get(prefix + ".multiprocessors")) or None,
+        compute_slices=_count(labels.get(prefix + ".slices.gi")) or None,
+        sharing=sharing,
+        replicas=replicas,
+    )
+
+
 def _mixed_partitions(
     labels: Mapping[str, str], evidence: dict[str, str], notes: list[str]
 ) -> list[GpuPartition]:
@@ -98,22 +117,11 @@ def _mixed_partitions(
     for name in names[:MAX_PROFILES]:
         prefix = NVIDIA + name
         count = _count(labels.get(prefix + ".count"))
-        product = labels.get(prefix + ".product", "")
         if not count:
             continue
-        sharing, replicas = _sharing(labels, prefix, product.endswith("-SHARED"))
         try:
             parts.append(
-                GpuPartition(
-                    resource=prefix,
-                    mig_profile=canonical_profile(name.removeprefix("mig-")),
-                    count=count,
-                    memory_mib=_count(labels.get(prefix + ".memory")) or None,
-                    multiprocessors=_count(labels.get(prefix + ".multiprocessors")) or None,
-                    compute_slices=_count(labels.get(prefix + ".slices.gi")) or None,
-                    sharing=sharing,
-                    replicas=replicas,
-                )
+                _instance(labels, prefix, prefix, name.removeprefix("mig-"), count, shared=False)
             )
         except ValidationError:
             notes.append(f"ignored GFD labels {prefix}.*: not a MIG profile")
@@ -127,19 +135,8 @@ def _single_partition(
 ) -> GpuPartition:
     """Under mig.strategy=single the gpu.* labels describe the MIG devices, not the GPUs."""
     g = NVIDIA + "gpu"
-    sharing, replicas = _sharing(labels, g, shared)
-    count = _count(labels.get(g + ".count")) or 1
     evidence["partitions[gpu]"] = f"{MIG_STRATEGY}=single, {g}.product=...-MIG-{profile}"
-    return GpuPartition(
-        resource=WHOLE_GPU,
-        mig_profile=canonical_profile(profile),
-        count=count,
-        memory_mib=_count(labels.get(g + ".memory")) or None,
-        multiprocessors=_count(labels.get(g + ".multiprocessors")) or None,
-        compute_slices=_count(labels.get(g + ".slices.gi")) or None,
-        sharing=sharing,
-        replicas=replicas,
-    )
+    return _instance(labels, g, WHOLE_GPU, profile, _count(labels.get(g + ".count")) or 1, shared)
 
 
 def _instances_per_gpu(part: GpuPartition) -> int:
