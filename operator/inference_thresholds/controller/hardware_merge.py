@@ -53,14 +53,21 @@ def _empty(value: object) -> bool:
 
 def fill_gaps(primary: M, fallback: M, name: str, source: str, via: str, merge: Merge) -> M:
     """``primary`` with each unset field taken from ``fallback`` (recorded)."""
+    # Only the fields the fallback source set (a handful): this runs on every Node event.
     update = {
         key: getattr(fallback, key)
-        for key in type(primary).model_fields
-        if _empty(getattr(primary, key)) and not _empty(getattr(fallback, key))
+        for key in fallback.model_fields_set
+        if not _empty(getattr(fallback, key)) and _empty(getattr(primary, key))
     }
     for key in update:
         merge.took(f"{name}.{type(primary).model_fields[key].alias or key}", source, via)
     return primary.model_copy(update=update) if update else primary
+
+
+def _record(model: BaseModel, name: str, source: str, via: str, merge: Merge) -> None:
+    for key in sorted(model.model_fields_set):
+        if not _empty(getattr(model, key)):
+            merge.took(f"{name}.{type(model).model_fields[key].alias or key}", source, via)
 
 
 def merge_host(
@@ -72,15 +79,22 @@ def merge_host(
 ) -> tuple[CpuInfo, MemoryInfo]:
     """CPU and memory: the agent's, gaps filled from NFD, then from the node's resources."""
     cap_cpu, cap_memory, cap_via = capacity
-    cpu = agent_cpu if agent_cpu is not None else CpuInfo()
-    memory = agent_memory if agent_memory is not None else MemoryInfo()
-    if agent_cpu is not None:
-        merge.took("cpu", "agent", "profile annotation")
-        merge.took("memory", "agent", "profile annotation")
+    if agent_cpu is None or agent_memory is None:  # no agent: NFD's CPU labels, then resources
+        if nfd is None:
+            _record(cap_cpu, "cpu", "capacity", cap_via, merge)
+            cpu = cap_cpu
+        else:
+            _record(nfd[0], "cpu", "nfd", nfd[1], merge)
+            cpu = fill_gaps(nfd[0], cap_cpu, "cpu", "capacity", cap_via, merge)
+        _record(cap_memory, "memory", "capacity", cap_via, merge)
+        return cpu, cap_memory
+    merge.took("cpu", "agent", "profile annotation")
+    merge.took("memory", "agent", "profile annotation")
+    cpu = agent_cpu
     if nfd is not None:
         cpu = fill_gaps(cpu, nfd[0], "cpu", "nfd", nfd[1], merge)
     cpu = fill_gaps(cpu, cap_cpu, "cpu", "capacity", cap_via, merge)
-    memory = fill_gaps(memory, cap_memory, "memory", "capacity", cap_via, merge)
+    memory = fill_gaps(agent_memory, cap_memory, "memory", "capacity", cap_via, merge)
     return cpu, memory
 
 
@@ -118,7 +132,7 @@ def _complete_mig(
     i: int, dev: DeviceInfo, gfd: GfdView | None, res: NvidiaResources, merge: Merge
 ) -> None:
     if dev.partitions is None and gfd is not None and gfd.device.partitions:
-        dev.partitions = [p.model_copy() for p in gfd.device.partitions]
+        dev.partitions = [p.model_copy() for p in gfd.device.partitions]  # counts differ
         merge.took(f"gpus[{i}].partitions", "gfd", "MIG labels (the agent listed no instances)")
         return
     for part in dev.partitions or []:
@@ -247,9 +261,13 @@ def merge_gpus(
     agent: list[DeviceInfo] | None, gfd: GfdView | None, res: NvidiaResources, merge: Merge
 ) -> list[DeviceInfo]:
     """The node's GPUs: the agent's NVIDIA GPUs, else GFD's, else the resources'; then
-    what only the cluster knows (resource names, sharing) from GFD and the resources."""
+    what only the cluster knows (resource names, sharing) from GFD and the resources.
+
+    Completes the devices in place: callers pass objects parsed for this call (this runs
+    on every Node event, so nothing is copied).
+    """
     others = [d for d in agent or [] if d.vendor != "nvidia"]
-    nvidia = [d.model_copy(deep=True) for d in agent or [] if d.vendor == "nvidia"]
+    nvidia = [d for d in agent or [] if d.vendor == "nvidia"]
     if nvidia:
         for i in range(len(nvidia)):
             merge.took(f"gpus[{i}]", "agent", "NVML")
@@ -260,7 +278,7 @@ def merge_gpus(
             else:
                 _complete_whole(i, dev, physical, gfd, res, merge)
     elif gfd is not None:
-        dev = gfd.device.model_copy(deep=True)
+        dev = gfd.device
         for name, via in gfd.evidence.items():
             merge.took(f"gpus[0].{name}", "gfd", via)
         if gfd.strategy == "mixed" and dev.partitions and res.get(WHOLE_GPU):
