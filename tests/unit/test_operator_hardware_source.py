@@ -248,6 +248,29 @@ def test_renamed_replicas_are_requested_as_gpu_shared() -> None:
     assert part.resource == "nvidia.com/gpu.shared" and part.replicas == 4
 
 
+def test_renamed_mig_replicas_keep_their_profile() -> None:
+    labels = {
+        "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+        "nvidia.com/mig.strategy": "mixed",
+        "nvidia.com/mig-1g.10gb.shared.count": "14",
+        "nvidia.com/mig-1g.10gb.shared.replicas": "2",
+        "nvidia.com/mig-1g.10gb.shared.sharing-strategy": "time-slicing",
+    }
+    (part,) = node_hardware(_node(labels)).profile.gpus[0].partitions or []
+    assert (part.resource, part.mig_profile, part.sharing, part.replicas) == (
+        "nvidia.com/mig-1g.10gb.shared",
+        "1g.10gb",
+        GpuSharing.TIME_SLICING,
+        2,
+    )
+    # Known only from the resources: the same reading.
+    hw = node_hardware(_node(capacity={"nvidia.com/mig-1g.10gb.shared": "14"}))
+    (part,) = hw.profile.gpus[0].partitions or []
+    assert (part.mig_profile, part.sharing) == ("1g.10gb", GpuSharing.TIME_SLICING)
+    media = node_hardware(_node(capacity={"nvidia.com/mig-1g.10gb.me": "1"}))
+    assert (media.profile.gpus[0].partitions or [])[0].mig_profile == "1g.10gb+me"
+
+
 def test_agent_mig_instances_get_their_names_from_the_resources() -> None:
     profile = detect_profile(FIXTURES / "hosts" / "a100-80gb-mig-mixed")
     allocatable = {

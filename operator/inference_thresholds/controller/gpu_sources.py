@@ -33,7 +33,8 @@ SHARED_GPU = "nvidia.com/gpu.shared"
 MIG_STRATEGY = "nvidia.com/mig.strategy"
 MAX_PROFILES = 32  # A100/H100 have 7 GPU instance profiles; a bound against junk labels
 MAX_COUNT = 100_000
-_PROFILE = r"(?:\d{1,2}c\.)?\d{1,2}g\.\d{1,4}gb(?:\.[a-z]+)*"
+# '.shared' ends a renamed replica resource; it is not a profile attribute.
+_PROFILE = r"(?:\d{1,2}c\.)?\d{1,2}g\.\d{1,4}gb(?:\.(?!shared$)[a-z]+)*"
 _PRODUCT = re.compile(
     rf"^(?P<base>.+?)(?:-MIG-(?P<profile>{_PROFILE}|INVALID))?(?P<shared>-SHARED)?$"
 )
@@ -119,9 +120,11 @@ def _mixed_partitions(
         count = _count(labels.get(prefix + ".count"))
         if not count:
             continue
+        # Replicas renamed by the device plugin: nvidia.com/mig-1g.10gb.shared.
+        profile = name.removeprefix("mig-").removesuffix(".shared")
         try:
             parts.append(
-                _instance(labels, prefix, prefix, name.removeprefix("mig-"), count, shared=False)
+                _instance(labels, prefix, prefix, profile, count, shared=name.endswith(".shared"))
             )
         except ValidationError:
             notes.append(f"ignored GFD labels {prefix}.*: not a MIG profile")

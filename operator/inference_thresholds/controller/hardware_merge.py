@@ -118,14 +118,11 @@ def _mig_resource(
     return None
 
 
-def _gfd_sharing(part: GpuPartition, gfd: GfdView | None) -> GpuPartition | None:
-    """The GFD partition that describes the same instance kind, for its sharing."""
+def _gfd_partition(gfd: GfdView | None, profile: str | None) -> GpuPartition | None:
+    """GFD's partition for a MIG profile (None: whole GPUs), for its sharing."""
     if gfd is None or not gfd.device.partitions:
         return None
-    for theirs in gfd.device.partitions:
-        if theirs.mig_profile == part.mig_profile:
-            return theirs
-    return None
+    return next((p for p in gfd.device.partitions if p.mig_profile == profile), None)
 
 
 def _complete_mig(
@@ -143,7 +140,7 @@ def _complete_mig(
             if named is not None:
                 part.resource = named[0]
                 merge.took(f"gpus[{i}].partitions[{part.mig_profile}].resource", named[1], named[2])
-        theirs = _gfd_sharing(part, gfd)
+        theirs = _gfd_partition(gfd, part.mig_profile)
         if theirs is not None and theirs.sharing is not GpuSharing.NONE:
             part.sharing, part.replicas = theirs.sharing, theirs.replicas
             merge.took(
@@ -163,18 +160,9 @@ def _complete_whole(
 ) -> None:
     """Sharing of whole GPUs: configured in the device plugin, so GFD or the resources say."""
     resource = SHARED_GPU if res.get(SHARED_GPU) else WHOLE_GPU
-    theirs = (
-        next(
-            (
-                p
-                for p in (gfd.device.partitions or [])
-                if p.mig_profile is None and p.sharing is not GpuSharing.NONE
-            ),
-            None,
-        )
-        if gfd is not None
-        else None
-    )
+    theirs = _gfd_partition(gfd, None)
+    if theirs is not None and theirs.sharing is GpuSharing.NONE:
+        theirs = None
     if dev.partitions:  # the agent saw MPS; the cluster knows the replicas and the name
         for part in dev.partitions:
             if part.replicas is None and theirs is not None and theirs.replicas:
