@@ -458,7 +458,9 @@ def _apply_mps(devices: list[DeviceInfo], mps: MpsSharing, notes: list[str]) -> 
     # The device plugin shares every GPU of a node the same way, and MPS not on MIG.
     for device in devices:
         if not device.mig_enabled:
-            device.partitions = [GpuPartition(sharing=GpuSharing.MPS, replicas=mps.replicas)]
+            device.partitions = [
+                GpuPartition(count=device.count, sharing=GpuSharing.MPS, replicas=mps.replicas)
+            ]
     notes.append(
         f"GPUs shared through MPS: {mps.evidence}"
         + (f", {mps.replicas} clients per GPU" if mps.replicas else ", replica count unknown")

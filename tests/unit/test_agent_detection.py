@@ -382,7 +382,7 @@ def test_mps_client_environment_gives_the_share() -> None:
     env = {"CUDA_MPS_PIPE_DIRECTORY": "/mps/pipe", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25"}
     (gpu,) = Detector(HOSTS / "dgx-a100-80gb", env=env).run().profile.gpus
     (part,) = gpu.partitions or []
-    assert (part.sharing, part.replicas) == (GpuSharing.MPS, 4)
+    assert (part.sharing, part.replicas, part.count) == (GpuSharing.MPS, 4, 8)
 
 
 def test_node_scope_ignores_the_agents_own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
