@@ -13,7 +13,13 @@ import pytest
 import yaml
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
+from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_agent.agent import Agent, AgentMetrics
+from inference_thresholds_agent.profile import Detector, Scope
+from inference_thresholds_agent.publisher import KubernetesNodeApi
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nodes"
+HOSTS = Path(__file__).parents[1] / "fixtures" / "hosts"
 POOL = "test.inference.dev/pool"
 MILLICORES = "hw.inference.dev/cpu.usable-millicores"
 
@@ -100,6 +106,38 @@ def test_agent_without_gpus_on_a_gfd_node_is_a_gpu_node(
         assert "device.kind = gpu" in lines
         assert "device.partition = whole GPU, time-slicing 1/4" in lines
         assert "no NVML in its container" in lines
+
+
+def test_agent_mig_instances_named_by_the_nodes_resources(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, pool: str, kube: ClusterAccess
+) -> None:
+    """The agent publishes MIG instances it read through NVML (a recording); the device
+    plugin's resources on the same Node say what pods request them as."""
+    resources = {f"nvidia.com/mig-{p}": "1" for p in ("1g.10gb", "2g.20gb", "3g.40gb")}
+    spec = (f"{pool}-agent", {POOL: pool}, {"resources": {**resources, "nvidia.com/gpu": "1"}})
+    with nodes(cluster, [spec]), kube.api_client() as api:
+        detector = Detector(HOSTS / "a100-80gb-mig-mixed", scope=Scope.NODE)
+        assert Agent(spec[0], KubernetesNodeApi(api), detector, metrics=AgentMetrics()).tick().ok
+        cluster.create_cr(
+            namespace,
+            "slice",
+            {
+                "nodeSelector": {"matchLabels": {POOL: pool}},
+                "model": {"preset": "bitnet-b1.58-2b-4t"},
+                "context": {"constraints": {"gpuResource": "nvidia.com/mig-2g.20gb"}},
+            },
+        )
+        (cls,) = cluster.await_condition(namespace, "slice", generation=1)["status"]["classes"]
+        assert cls["hardwareSource"] == "agent+capacity"
+        lines = _decisions(cluster, namespace, "slice-thresholds")
+        assert "device.partition = MIG 2g.20gb" in lines
+        assert "hardware.gpus[0].partitions[2g.20gb].resource: capacity" in lines
+        # The whole GPU beside the slices is what a plain nvidia.com/gpu request gets.
+        cluster.patch_spec(
+            namespace, "slice", {"context": {"constraints": {"gpuResource": "nvidia.com/gpu"}}}
+        )
+        cluster.await_condition(namespace, "slice", generation=2)
+        assert "device.partition" not in _decisions(cluster, namespace, "slice-thresholds")
 
 
 def test_gt_and_lt_select_by_integer_labels(
