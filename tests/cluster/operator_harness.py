@@ -164,14 +164,17 @@ class Cluster:
         cpu: str = "16",
         memory: str = "64Gi",
         annotations: dict[str, str] | None = None,
+        resources: dict[str, str] | None = None,
     ) -> None:
+        """A Node object; ``resources`` adds extended resources (``nvidia.com/gpu``...)."""
+        held = {"cpu": cpu, "memory": memory, "pods": "110", **(resources or {})}
         body = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": name, "labels": labels, "annotations": annotations or {}},
             "status": {
-                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "capacity": held,
+                "allocatable": held,
                 "nodeInfo": {
                     "architecture": "amd64",
                     "machineID": "",

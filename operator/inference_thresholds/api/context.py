@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from .base import WireModel
+from .node_contract import RESOURCE_NAME_PATTERN
 
 
 class Environment(StrEnum):
@@ -50,6 +51,15 @@ class Constraints(WireModel):
     memory_mib: int | None = Field(None, ge=1, description="Memory the pod may use (limit), MiB.")
     gpus: int | None = Field(
         None, ge=1, le=64, description="GPUs the pod uses (default: fewest that hold the model)."
+    )
+    gpu_resource: str | None = Field(
+        None,
+        max_length=317,
+        pattern=RESOURCE_NAME_PATTERN,
+        description="GPU resource the pod requests in resources.limits, when nodes offer "
+        "several: nvidia.com/gpu (a whole GPU, or what the device plugin shares under that "
+        "name), nvidia.com/mig-1g.10gb (a MIG instance), nvidia.com/gpu.shared (a shared "
+        "replica). Default: nvidia.com/gpu where offered, else the smallest slice.",
     )
 
 

@@ -46,6 +46,12 @@ LABEL_KEY_PATTERN = (
 )
 """A qualified label key: optional DNS-subdomain prefix and ``/``, then a name."""
 
+RESOURCE_NAME_PATTERN = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/"
+    rf"{LABEL_NAME_PATTERN}$"
+)
+"""An extended resource name (``nvidia.com/mig-1g.10gb``): a domain prefix is required."""
+
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 """A label value: empty, or 1-63 characters of ``[A-Za-z0-9._-]`` with alphanumeric ends."""
 

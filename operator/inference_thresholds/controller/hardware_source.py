@@ -1,25 +1,26 @@
-"""Node object -> HardwareProfile, from the best source the node offers.
+"""Node object -> HardwareProfile, merged field by field from what the node offers.
 
-Order: our agent's full JSON profile annotation; NVIDIA GPU Feature Discovery labels
-(GPUs) plus NFD labels (CPU ISA, vendor); finally ``status.capacity``/``nodeInfo``.
-The chosen source is recorded in the profile so the decision log can say it.
+Sources: our agent's full JSON profile annotation; NVIDIA GPU Feature Discovery labels
+and the device plugin's ``nvidia.com/*`` resources (``gpu_sources.py``); NFD labels (CPU
+ISA, vendor); ``status.allocatable``/``nodeInfo``. ``hardware_merge.py`` combines them
+and records which source gave each field, for the decision log.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..api import CpuInfo, DeviceInfo, HardwareProfile, MemoryInfo
+from ..api import CpuInfo, HardwareProfile, MemoryInfo
 from ..api.errors import field_errors
 from ..api.node_contract import PROFILE_ANNOTATION, parse_quantity
+from .gpu_sources import gfd_view, nvidia_resources
+from .hardware_merge import FieldSource, Merge, merge_gpus, merge_host
 
-GFD_PREFIX = "nvidia.com/"
 NFD_CPUID_PREFIX = "feature.node.kubernetes.io/cpu-cpuid."
 NFD_VENDOR_LABEL = "feature.node.kubernetes.io/cpu-model.vendor_id"
 
@@ -48,19 +49,13 @@ class NodeHardware:
     profile: HardwareProfile
     source: str
     notes: tuple[str, ...] = ()
+    fields: tuple[FieldSource, ...] = ()
 
 
-def _int_label(labels: Mapping[str, str], key: str) -> int | None:
-    try:
-        value = int(labels[key])
-    except (KeyError, ValueError):
-        return None
-    return value if value >= 1 else None
-
-
-def _from_capacity(node: Mapping[str, Any], notes: list[str]) -> tuple[CpuInfo, MemoryInfo]:
+def _from_capacity(node: Mapping[str, Any], notes: list[str]) -> tuple[CpuInfo, MemoryInfo, str]:
     status = node.get("status") or {}
     # allocatable is what pods can actually get; capacity when it is missing.
+    via = "status.allocatable" if status.get("allocatable") else "status.capacity"
     resources = status.get("allocatable") or status.get("capacity") or {}
     info = status.get("nodeInfo") or {}
     cores: float | None = None
@@ -78,10 +73,10 @@ def _from_capacity(node: Mapping[str, Any], notes: list[str]) -> tuple[CpuInfo, 
         logical_cores=int(cores) if cores and cores >= 1 else None,
         usable_cores=cores,
     )
-    return cpu, MemoryInfo(total_mib=memory_mib)
+    return cpu, MemoryInfo(total_mib=memory_mib), via
 
 
-def _nfd_cpu(labels: Mapping[str, str], cpu: CpuInfo) -> tuple[CpuInfo, bool]:
+def _nfd_cpu(labels: Mapping[str, str]) -> tuple[CpuInfo, str] | None:
     isa = sorted(
         {
             name
@@ -91,30 +86,8 @@ def _nfd_cpu(labels: Mapping[str, str], cpu: CpuInfo) -> tuple[CpuInfo, bool]:
     )
     vendor = _NFD_VENDOR.get(labels.get(NFD_VENDOR_LABEL, ""))
     if not isa and vendor is None:
-        return cpu, False
-    return cpu.model_copy(update={"isa": isa, "vendor": vendor or cpu.vendor}), True
-
-
-def _gfd_gpus(labels: Mapping[str, str], notes: list[str]) -> list[DeviceInfo]:
-    product = labels.get(GFD_PREFIX + "gpu.product")
-    if not product:
-        return []
-    major = labels.get(GFD_PREFIX + "gpu.compute.major")
-    minor = labels.get(GFD_PREFIX + "gpu.compute.minor")
-    capability = f"{major}.{minor}" if major and minor else None
-    if capability and not re.fullmatch(r"\d+\.\d+", capability):
-        notes.append(f"ignored GFD compute capability {capability!r}")
-        capability = None
-    return [
-        DeviceInfo(
-            vendor="nvidia",
-            # GFD replaces spaces with '-'; give people the readable name back.
-            product=product.replace("-", " "),
-            count=_int_label(labels, GFD_PREFIX + "gpu.count") or 1,
-            memory_mib=_int_label(labels, GFD_PREFIX + "gpu.memory"),
-            compute_capability=capability,
-        )
-    ]
+        return None
+    return CpuInfo(isa=isa, vendor=vendor), "feature.node.kubernetes.io/cpu-*"
 
 
 def _annotation_note(why: str) -> str:
@@ -124,39 +97,52 @@ def _annotation_note(why: str) -> str:
     )
 
 
+def agent_profile(annotations: Mapping[str, str], notes: list[str]) -> HardwareProfile | None:
+    """The agent's profile from its annotation; None (with a note) when absent or invalid."""
+    raw = annotations.get(PROFILE_ANNOTATION)
+    if raw is None:
+        return None
+    try:
+        return HardwareProfile.model_validate(json.loads(raw))
+    except ValidationError as exc:
+        loc, msg = next(field_errors(exc))
+        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        notes.append(_annotation_note(f"{loc or 'profile'}: {msg}{more}"))
+    except ValueError as exc:  # not JSON
+        notes.append(_annotation_note(str(exc)))
+    return None
+
+
 def node_hardware(node: Mapping[str, Any]) -> NodeHardware:
     """The hardware profile of a Node object (a plain dict as the API returns it)."""
     meta = node.get("metadata") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     notes: list[str] = []
+    merge = Merge()
 
-    raw = annotations.get(PROFILE_ANNOTATION)
-    if raw is not None:
-        try:
-            profile = HardwareProfile.model_validate(json.loads(raw))
-            return NodeHardware(profile.model_copy(update={"source": "agent"}), "agent")
-        except ValidationError as exc:
-            loc, msg = next(field_errors(exc))
-            more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
-            notes.append(_annotation_note(f"{loc or 'profile'}: {msg}{more}"))
-        except ValueError as exc:  # not JSON
-            notes.append(_annotation_note(str(exc)))
-
-    cpu, memory = _from_capacity(node, notes)
-    cpu, used_nfd = _nfd_cpu(labels, cpu)
-    gpus = _gfd_gpus(labels, notes)
-    if gpus:
-        source = "gfd"
-    elif used_nfd:
-        source = "nfd"
-    else:
-        source = "capacity"
-        capacity_gpus = ((node.get("status") or {}).get("capacity") or {}).get("nvidia.com/gpu")
-        if capacity_gpus:
-            notes.append(
-                f"node has {capacity_gpus} nvidia.com/gpu but no GFD labels or agent profile: "
-                "GPU model unknown, thresholds are for the CPU"
-            )
-    profile = HardwareProfile(cpu=cpu, memory=memory, gpus=gpus, source=source)
-    return NodeHardware(profile, source, tuple(notes))
+    agent = agent_profile(annotations, notes)
+    cpu, memory = merge_host(
+        agent.cpu if agent else None,
+        agent.memory if agent else None,
+        _from_capacity(node, notes),
+        _nfd_cpu(labels),
+        merge,
+    )
+    gpus = merge_gpus(
+        agent.gpus if agent else None,
+        gfd_view(labels, notes),
+        nvidia_resources(node, notes),
+        merge,
+    )
+    if agent is not None and agent.accelerators:
+        merge.took("accelerators", "agent", "profile annotation")
+    source = merge.sources()
+    profile = HardwareProfile(
+        cpu=cpu,
+        memory=memory,
+        gpus=gpus,
+        accelerators=agent.accelerators if agent else [],
+        source=source,
+    )
+    return NodeHardware(profile, source, tuple(notes + merge.notes), tuple(merge.fields))

@@ -202,6 +202,7 @@ def document_hash(doc: ThresholdsDocument) -> str:
 
 def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[str]:
     lines = [f"hardware.source: {record.hardware.source} (node {record.name})"]
+    lines += [f"hardware.{f.field}: {f.source} ({f.via})" for f in record.hardware.fields]
     lines += [f"hardware.note: {note}" for note in record.hardware.notes]
     for d in result.decisions if result else []:
         value = "" if d.value is None else f" = {d.value}{' ' + d.unit if d.unit else ''}"
