@@ -2,7 +2,7 @@
 
 Tests under ``tests/cluster/`` are marked ``cluster`` automatically and talk to a real
 kube-apiserver through the session-scoped ``kube`` fixture (a
-``inference_thresholds.devcluster.access.ClusterAccess``)::
+``inference_thresholds_dev.cluster.access.ClusterAccess``)::
 
     from kubernetes import client
 
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from inference_thresholds.devcluster.access import ClusterAccess
+    from inference_thresholds_dev.cluster.access import ClusterAccess
 
 _CLUSTER_TESTS = Path(__file__).parent / "cluster"
 
@@ -58,7 +58,7 @@ def kube(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterAccess]:
     """The cluster under test; see the module docstring."""
-    from inference_thresholds.devcluster.access import ClusterAccess
+    from inference_thresholds_dev.cluster.access import ClusterAccess
 
     if request.config.getoption("--existing-cluster"):
         configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
@@ -70,8 +70,8 @@ def kube(
         yield ClusterAccess(path, local=False)
         return
 
-    from inference_thresholds.devcluster.binaries import locate
-    from inference_thresholds.devcluster.cluster import LocalCluster
+    from inference_thresholds_dev.cluster.binaries import locate
+    from inference_thresholds_dev.cluster.cluster import LocalCluster
 
     plugins = request.config.pluginmanager
     reporter = plugins.get_plugin("terminalreporter")

@@ -1,0 +1,92 @@
+"""The Helm chart on the local node: the project's images imported, and the values it needs.
+
+The chart's defaults are for an ordinary cluster (restricted Pod Security, pod network,
+images from a registry). The local node differs in three ways, and the values say so:
+- no registry: the images built here are imported into containerd (``pullPolicy: Never``);
+- no CNI and no kube-proxy: the pods use the host network and reach the apiserver at its
+  loopback address (``apiServer``), not through the ``kubernetes`` Service IP; the
+  namespace therefore cannot enforce ``restricted`` (host network is not allowed there);
+- loopback only on a shared machine: the pods' servers bind 127.0.0.1 on free ports, and
+  the probes follow them there.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from .cluster.cluster import LocalCluster
+from .images.build import BuiltImage, project_images
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+VALUES_FILE = "helm-values.yaml"
+_HEADER = """\
+# Values for helm/inference-thresholds on the local node (written by
+# inference-thresholds-dev dev-cluster up --node). See inference_thresholds_dev.local_chart:
+# images imported into the node's containerd (pullPolicy Never); host-network pods that
+# reach the apiserver on loopback (no CNI, no kube-proxy here), so the release namespace
+# cannot enforce Pod Security "restricted"; servers bound to 127.0.0.1 on free ports.
+"""
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def deploy_project_images(
+    cluster: LocalCluster, progress: Callable[[str], None] | None = None
+) -> dict[str, BuiltImage]:
+    """Build (or reuse) the operator and node-agent images; import them into the node."""
+    if cluster.node is None:
+        raise RuntimeError("the cluster has no node to import images into")
+    images = project_images(REPOSITORY_ROOT, progress=progress)
+    present = set(cluster.node.images())
+    for image in images.values():
+        if image.ref not in present:
+            cluster.node.import_image(image.archive)
+    return images
+
+
+def image_values(image: BuiltImage) -> dict[str, str]:
+    return {"repository": image.repository, "tag": image.tag, "pullPolicy": "Never"}
+
+
+def chart_values(server: str, images: dict[str, BuiltImage]) -> dict[str, Any]:
+    """Helm values for the local node (``server`` is the apiserver URL, on loopback)."""
+    url = urlparse(server)
+    operator_metrics, operator_liveness, agent_metrics = _free_ports(3)
+    return {
+        "apiServer": {"host": url.hostname, "port": url.port},
+        "operator": {
+            "image": image_values(images["operator"]),
+            "hostNetwork": True,
+            "bindAddress": "127.0.0.1",
+            "metrics": {"port": operator_metrics},
+            "liveness": {"port": operator_liveness},
+        },
+        "agent": {
+            "image": image_values(images["node-agent"]),
+            "hostNetwork": True,
+            "bindAddress": "127.0.0.1",
+            "metrics": {"port": agent_metrics},
+        },
+    }
+
+
+def write_values(path: Path, values: dict[str, Any]) -> Path:
+    path.write_text(_HEADER + yaml.safe_dump(values, sort_keys=False))
+    return path
