@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.processes import terminate
 
 MODEL = "llama-test"
 

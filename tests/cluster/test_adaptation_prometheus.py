@@ -21,7 +21,7 @@ from kubernetes.client import ApiException
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 from prometheus_harness import MODEL, PrometheusServer, VllmExporter
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 pytestmark = pytest.mark.prometheus
 

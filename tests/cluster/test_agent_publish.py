@@ -14,12 +14,12 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from inference_thresholds.api import HardwareProfile
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.agent import Agent, AgentMetrics
 from inference_thresholds_agent.labels import OWNED_LABELS_ANNOTATION, PREFIX, PROFILE_ANNOTATION
 from inference_thresholds_agent.nvidia import GpuState, RecordedNvml
 from inference_thresholds_agent.profile import Detector, Scope
 from inference_thresholds_agent.publisher import KubernetesNodeApi
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 DGX = HOSTS / "dgx-a100-80gb"

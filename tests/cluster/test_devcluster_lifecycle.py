@@ -14,23 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.binaries import ENV_DIR, locate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.binaries import ENV_DIR, locate
 
 _HOLD_CLUSTER = """
 import sys
 from pathlib import Path
-from inference_thresholds.devcluster.binaries import locate
-from inference_thresholds.devcluster.cluster import LocalCluster
+from inference_thresholds_dev.cluster.binaries import locate
+from inference_thresholds_dev.cluster.cluster import LocalCluster
 cluster = LocalCluster(Path(sys.argv[1]), locate())
 cluster.start()
 print("ready", flush=True)
 sys.stdin.read()  # hold the cluster until killed
 """
 
-# Not `python -m inference_thresholds.cli.main`: that loads main.py twice (as __main__ and
+# Not `python -m inference_thresholds_dev.cli`: that loads cli.py twice (as __main__ and
 # as a package module), so subcommands would raise a CliError main() does not catch.
-_RUN_CLI = "import sys; from inference_thresholds.cli.main import main; sys.exit(main())"
+_RUN_CLI = "import sys; from inference_thresholds_dev.cli import main; sys.exit(main())"
 
 
 @pytest.fixture

@@ -41,9 +41,9 @@ from kubernetes import client
 from kubernetes.client import ApiException
 from operator_harness import A100_LABELS, Cluster, free_port
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
 from inference_thresholds.engine import load_policy
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 pytestmark = pytest.mark.helm
 
