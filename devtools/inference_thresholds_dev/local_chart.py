@@ -1,4 +1,5 @@
-"""The Helm chart on the local node: the project's images imported, and the values it needs.
+"""The Helm chart on the local node: the project's images imported, the values it needs,
+and a workload that consumes the thresholds (``client_deployment``).
 
 The chart's defaults are for an ordinary cluster (restricted Pod Security, pod network,
 images from a registry). The local node differs in three ways, and the values say so:
@@ -90,3 +91,79 @@ def chart_values(server: str, images: dict[str, BuiltImage]) -> dict[str, Any]:
 def write_values(path: Path, values: dict[str, Any]) -> Path:
     path.write_text(_HEADER + yaml.safe_dump(values, sort_keys=False))
     return path
+
+
+# Re-runs the client check whenever the mounted document changes. The memory figure is the
+# container's own cgroup usage: a real observation (no model server runs in it).
+CLIENT_SCRIPT = r"""
+seen=""
+while true; do
+  doc=/etc/inference-thresholds/thresholds.json
+  now=$(cat "$doc" 2>/dev/null | sha256sum)
+  if [ -f "$doc" ] && [ "$now" != "$seen" ]; then
+    seen=$now
+    used=$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes 2>/dev/null \
+           || cat /sys/fs/cgroup/memory.current)
+    echo "--- NODE_NAME=$NODE_NAME BITNET_MAX_MEMORY_MB=$BITNET_MAX_MEMORY_MB"
+    inference-thresholds check --observed-memory-mb $((used / 1048576)); echo "exit status $?"
+  fi
+  sleep 2
+done
+"""
+
+
+def client_deployment(name: str, namespace: str, image: str, configmap: str) -> dict[str, Any]:
+    """A Deployment consuming ``configmap`` the three ways pods can (see
+    examples/inference-deployment.yaml): the mounted document, ``envFrom`` (the BITNET_*
+    variables) and NODE_NAME from the downward API; it logs ``inference-thresholds check``.
+    Host network: this node has no pod network (inference_thresholds_dev.node)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "client",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "command": ["/bin/sh", "-c", CLIENT_SCRIPT],
+                            "env": [
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                                }
+                            ],
+                            "envFrom": [{"configMapRef": {"name": configmap}}],
+                            "resources": {"limits": {"cpu": "200m", "memory": "256Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {
+                                    "name": "thresholds",
+                                    "mountPath": "/etc/inference-thresholds",
+                                    "readOnly": True,
+                                }
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "thresholds", "configMap": {"name": configmap}}],
+                },
+            },
+        },
+    }

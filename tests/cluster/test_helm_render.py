@@ -340,3 +340,15 @@ def test_bind_address_must_be_an_ip(helm: Helm) -> None:
     values = helm.values_file({"agent": {"bindAddress": "localhost; rm -rf /"}})
     result = helm.run("template", "it", str(CHART), "-f", str(values), check=False)
     assert result.returncode != 0 and "bindAddress" in result.stderr
+
+
+def test_pods_get_no_service_link_variables(helm: Helm) -> None:
+    """A release named like the chart has a Service `inference-thresholds-operator-metrics`,
+    whose link variable INFERENCE_THRESHOLDS_OPERATOR_METRICS_PORT=tcp://... would be read as
+    the operator's metrics-port setting (a crash loop seen on the real node)."""
+    objects = helm.objects(release="inference-thresholds")
+    assert find(objects, "Service", "-operator-metrics")["metadata"]["name"] == (
+        "inference-thresholds-operator-metrics"
+    )
+    for component, pod in _pods(objects).items():
+        assert pod["enableServiceLinks"] is False, component

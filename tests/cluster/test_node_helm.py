@@ -25,9 +25,12 @@ import yaml
 from helm_support import CHART, Helm, make_helm
 from node_support import RealNodeCluster, metric, pod_ready, scrape
 
+from inference_thresholds_dev.local_chart import client_deployment
+
 pytestmark = [pytest.mark.node, pytest.mark.helm]
 
-RELEASE = "it"
+# The README's release name: named like the chart, so objects are "inference-thresholds-*".
+RELEASE = "inference-thresholds"
 NAMESPACE = "inference-thresholds"
 CRD = "inferencethresholds.thresholds.inference.dev"
 OPERATOR = "app.kubernetes.io/component=operator"
@@ -139,7 +142,7 @@ def test_both_pods_run_from_local_images_ready_through_their_probes(release: Rel
         pod = node.ready_pod(NAMESPACE, selector)
         spec = pod["spec"]
         # Its own ServiceAccount (the chart's, with the chart's RBAC), not `default`.
-        assert spec["serviceAccountName"] == f"{RELEASE}-inference-thresholds-{component}"
+        assert spec["serviceAccountName"] == f"inference-thresholds-{component}"
         (container,) = spec["containers"]
         assert container["image"] == image.ref and container["imagePullPolicy"] == "Never"
         (status,) = pod["status"]["containerStatuses"]
@@ -194,78 +197,11 @@ def test_first_configmap_after_install(release: Release) -> None:
 
 # --- item 4: a workload pod consumes the thresholds -------------------------------------------
 
-# Re-runs the client check whenever the mounted document changes; the memory figure is the
-# container's own cgroup usage (a real observation; no model server runs here).
-_WORKLOAD_SCRIPT = r"""
-seen=""
-while true; do
-  doc=/etc/inference-thresholds/thresholds.json
-  now=$(cat "$doc" 2>/dev/null | sha256sum)
-  if [ -f "$doc" ] && [ "$now" != "$seen" ]; then
-    seen=$now
-    used=$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes 2>/dev/null \
-           || cat /sys/fs/cgroup/memory.current)
-    echo "--- NODE_NAME=$NODE_NAME BITNET_MAX_MEMORY_MB=$BITNET_MAX_MEMORY_MB"
-    inference-thresholds check --observed-memory-mb $((used / 1048576)); echo "exit status $?"
-  fi
-  sleep 2
-done
-"""
-
-
-def workload(namespace: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "bitnet-edge-client", "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "bitnet-edge-client"}},
-            "template": {
-                "metadata": {"labels": {"app": "bitnet-edge-client"}},
-                "spec": {
-                    # This node has no pod network (see inference_thresholds_dev.node).
-                    "hostNetwork": True,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
-                    "containers": [
-                        {
-                            "name": "client",
-                            "image": image,
-                            "imagePullPolicy": "Never",
-                            "command": ["/bin/sh", "-c", _WORKLOAD_SCRIPT],
-                            "env": [
-                                {
-                                    "name": "NODE_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
-                                }
-                            ],
-                            "envFrom": [{"configMapRef": {"name": CM_NAME}}],
-                            "resources": {"limits": {"cpu": "200m", "memory": "256Mi"}},
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {
-                                    "name": "thresholds",
-                                    "mountPath": "/etc/inference-thresholds",
-                                    "readOnly": True,
-                                }
-                            ],
-                        }
-                    ],
-                    "volumes": [{"name": "thresholds", "configMap": {"name": CM_NAME}}],
-                },
-            },
-        },
-    }
-
 
 def test_workload_pod_validates_and_sees_a_cr_update(release: Release) -> None:
     node, ns = release.node, release.workload_ns
-    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(
-        workload(ns, node.images["operator"].ref)))  # fmt: skip
+    client = client_deployment("bitnet-edge-client", ns, node.images["operator"].ref, CM_NAME)
+    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(client))
     pod = node.ready_pod(ns, "app=bitnet-edge-client")["metadata"]["name"]
 
     def logs() -> str:

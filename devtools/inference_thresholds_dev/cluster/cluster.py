@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +27,8 @@ from typing import Any
 
 import yaml
 
-from ..node.node import NOT_READY_TAINT, NodeRecord, RealNode
+from ..node.containerd import ContainerdError
+from ..node.node import NOT_READY_TAINT, NodeError, NodeRecord, RealNode
 from . import processes
 from .binaries import Binaries, kube_module_dir
 from .pki import APISERVER_KUBELET_CLIENT, Pki, generate_pki
@@ -172,6 +174,10 @@ class LocalCluster:
         if previous is not None and previous.node is not None:
             previous.stop(remove_state=False)  # a crashed node's mounts and cgroups
         if self.with_node:
+            try:
+                RealNode.create(self.state_dir / "node").check_paths()
+            except NodeError as exc:
+                raise ClusterStartError(str(exc)) from None
             self._prepare_node_images(progress)
         deadline = time.monotonic() + timeout
         for attempt in range(3):
@@ -184,6 +190,9 @@ class LocalCluster:
                     raise ClusterStartError(f"ports kept colliding: {exc}") from None
                 if progress:
                     progress(f"port collision ({exc}); retrying with new ports")
+            except (ContainerdError, subprocess.SubprocessError) as exc:
+                self.stop(remove_state=False)
+                raise ClusterStartError(f"the node did not start: {exc}") from None
             except BaseException:
                 self.stop(remove_state=False)
                 raise
@@ -216,7 +225,7 @@ class LocalCluster:
         assert self.binaries is not None
         began = time.monotonic()
         self.processes = []
-        self.timings = {}
+        self.timings = {k: v for k, v in self.timings.items() if k == "pause-image"}
         self._ssl = None
         self._reset_state_dir()
         pki = generate_pki(self.pki_dir)

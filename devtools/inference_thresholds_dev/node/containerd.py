@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin uses
-# Unix socket paths are limited to 108 bytes (sun_path); containerd adds ".ttrpc".
-_MAX_SOCKET_PATH = 100
 
 
 class ContainerdError(RuntimeError):
@@ -149,11 +147,6 @@ def find_cni_bin_dir() -> Path:
 
 
 def write_files(layout: ContainerdLayout, sandbox_image: str) -> None:
-    if len(str(layout.socket)) > _MAX_SOCKET_PATH:
-        raise ContainerdError(
-            f"{layout.socket} is too long for a unix socket ({len(str(layout.socket))} > "
-            f"{_MAX_SOCKET_PATH} bytes); use a shorter state directory"
-        )
     layout.base.mkdir(parents=True, exist_ok=True)
     layout.cni_conf_dir.mkdir(exist_ok=True)
     (layout.cni_conf_dir / "10-loopback.conflist").write_text(json.dumps(LOOPBACK_CONFLIST))

@@ -20,6 +20,13 @@ from .containerd import ContainerdLayout
 from .kubelet import NODE_NAME, KubeletLayout
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+# sun_path holds 108 bytes with its terminating NUL; containerd also listens on its
+# socket's path + ".ttrpc".
+_MAX_SOCKET_PATH = 107
+
+
+class NodeError(RuntimeError):
+    """The node cannot run as asked; the message says why and what to change."""
 
 
 @dataclass
@@ -59,6 +66,20 @@ class RealNode:
     @property
     def name(self) -> str:
         return NODE_NAME
+
+    def sockets(self) -> list[Path]:
+        """The longest unix socket paths the node creates below its directory."""
+        ttrpc = self.containerd.socket.with_name(self.containerd.socket.name + ".ttrpc")
+        return [ttrpc, self.kubelet.root_dir / "pod-resources" / "kubelet.sock"]
+
+    def check_paths(self) -> None:
+        too_long = [s for s in self.sockets() if len(str(s)) > _MAX_SOCKET_PATH]
+        if too_long:
+            raise NodeError(
+                f"{too_long[0]} is too long for a unix socket ({len(str(too_long[0]))} > "
+                f"{_MAX_SOCKET_PATH} bytes): use a shorter state directory than "
+                f"{self.record.directory.parent} (at most ~55 characters)"
+            )
 
     def prepare(
         self,
