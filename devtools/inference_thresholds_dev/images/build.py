@@ -23,8 +23,9 @@ from .podman import Podman, Progress, cache_root, ensure_base
 
 REPOSITORY_PREFIX = "localhost/inference-thresholds/"
 # Archives kept per image name (newest first by mtime, touched on use): a few branches or
-# edits can each find theirs; older ones are deleted so the cache stays bounded.
-_KEEP_ARCHIVES = 4
+# edits can each find theirs; older ones are deleted so the cache stays bounded (~0.3 GB
+# per operator or node-agent archive).
+_KEEP_ARCHIVES = 3
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,11 @@ def build_image(
         finally:
             remove_cgroup(cgroup_parent)
         partial = Path(work) / "image.oci.tar"
+        # Uncompressed layers: 4x the disk, but half the save and import time (no gzip).
         podman.run(
-            "save", "--format=oci-archive", f"--output={partial}", ref, what=f"podman save {ref}"
-        )
+            "save", "--format=oci-archive", "--uncompressed", f"--output={partial}", ref,
+            what=f"podman save {ref}",
+        )  # fmt: skip
         partial.replace(archive)  # atomic: a concurrent reader sees all or nothing
     # The archive is the cache: the image leaves podman's storage (the base stays).
     podman.run("rmi", ref, what=f"podman rmi {ref}")

