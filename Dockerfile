@@ -18,7 +18,10 @@ FROM ${PYTHON_IMAGE} AS source
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
+# pyproject.toml names README.md as the long description; its text is irrelevant inside the
+# image, and leaving it out of the context means README edits do not rebuild the images.
+RUN touch README.md
 COPY operator/inference_thresholds operator/inference_thresholds
 COPY node-agent/inference_thresholds_agent node-agent/inference_thresholds_agent
 

@@ -42,6 +42,8 @@ from inference_thresholds_dev.local_chart import (
     REPOSITORY_ROOT,
     chart_values,
     deploy_project_images,
+    host_network_pod,
+    pause_image,
 )
 
 CHART = REPOSITORY_ROOT / "helm" / "inference-thresholds"
@@ -121,16 +123,7 @@ def _pods(
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     node = json.loads(kube.kubectl("get", "node", "localhost", "-o", "json").stdout)
-    pause = node["status"]["images"][0]["names"][0]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "pause", "namespace": "default"},
-        "spec": {
-            "hostNetwork": True,
-            "containers": [{"name": "c", "image": pause, "imagePullPolicy": "Never"}],
-        },
-    }
+    pod = host_network_pod("pause", "default", pause_image(node))
     figures["pause pod: apply -> Ready"] = timed(
         lambda: (
             kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod)),

@@ -157,13 +157,8 @@ class Demo:
     def apply(self, doc: dict[str, Any]) -> None:
         info(self.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc)).strip())
 
-    # -- the real node ---------------------------------------------------------------
-
-    def start_cluster_with_node(self) -> Path:
-        step("Starting a local cluster with a real node (kubelet + containerd + runc)")
-        info("first run: builds the control plane from Go modules and the operator and")
-        info("node-agent images from ./Dockerfile (Debian base, podman); later runs reuse them")
-        argv = [DEV_CLI, "dev-cluster", "up", "--node", "--state-dir", str(self.state_dir)]
+    def dev_cluster_up(self, *flags: str) -> None:
+        argv = [DEV_CLI, "dev-cluster", "up", *flags, "--state-dir", str(self.state_dir)]
         show(argv)
         # stderr streams the build and start progress straight to the terminal.
         result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=self.env, check=False)
@@ -171,6 +166,14 @@ class Demo:
             raise DemoError(f"dev-cluster up failed (exit {result.returncode})")
         self.kubeconfig = Path(result.stdout.strip().splitlines()[-1])
         info(f"KUBECONFIG={self.kubeconfig}")
+
+    # -- the real node ---------------------------------------------------------------
+
+    def start_cluster_with_node(self) -> Path:
+        step("Starting a local cluster with a real node (kubelet + containerd + runc)")
+        info("first run: builds the control plane from Go modules and the operator and")
+        info("node-agent images from ./Dockerfile (Debian base, podman); later runs reuse them")
+        self.dev_cluster_up("--node")
         self.kubectl("get", "nodes", "-o", "wide", echo=True)
         return self.state_dir / "helm-values.yaml"
 
@@ -230,13 +233,7 @@ class Demo:
     def start_control_plane(self) -> None:
         step("Starting the local control plane (etcd, kube-apiserver, controller-manager)")
         info("the first run builds them from source (several minutes); later runs reuse them")
-        argv = [DEV_CLI, "dev-cluster", "up", "--state-dir", str(self.state_dir)]
-        show(argv)
-        result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=self.env, check=False)
-        if result.returncode != 0:
-            raise DemoError(f"dev-cluster up failed (exit {result.returncode})")
-        self.kubeconfig = Path(result.stdout.strip().splitlines()[-1])
-        info(f"KUBECONFIG={self.kubeconfig}")
+        self.dev_cluster_up()
 
     def register_node(self) -> None:
         step(f"Registering a Node for this machine: {self.node}")

@@ -13,7 +13,6 @@ images from a registry). The local node differs in three ways, and the values sa
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from .cluster.cluster import LocalCluster
+from .cluster.cluster import LocalCluster, free_ports
 from .images.build import BuiltImage, project_images
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -33,19 +32,6 @@ _HEADER = """\
 # reach the apiserver on loopback (no CNI, no kube-proxy here), so the release namespace
 # cannot enforce Pod Security "restricted"; servers bound to 127.0.0.1 on free ports.
 """
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def deploy_project_images(
@@ -69,7 +55,7 @@ def image_values(image: BuiltImage) -> dict[str, str]:
 def chart_values(server: str, images: dict[str, BuiltImage]) -> dict[str, Any]:
     """Helm values for the local node (``server`` is the apiserver URL, on loopback)."""
     url = urlparse(server)
-    operator_metrics, operator_liveness, agent_metrics = _free_ports(3)
+    operator_metrics, operator_liveness, agent_metrics = free_ports(3)
     return {
         "apiServer": {"host": url.hostname, "port": url.port},
         "operator": {
@@ -167,3 +153,31 @@ def client_deployment(name: str, namespace: str, image: str, configmap: str) -> 
             },
         },
     }
+
+
+def host_network_pod(
+    name: str, namespace: str, image: str, *, restart: str = "Always", **container: Any
+) -> dict[str, Any]:
+    """A bare Pod for the local node (host network: it has no pod network), non-root."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "hostNetwork": True,
+            "restartPolicy": restart,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
+            "containers": [
+                {"name": "main", "image": image, "imagePullPolicy": "Never", **container}
+            ],
+        },
+    }
+
+
+def pause_image(node: dict[str, Any]) -> str:
+    """The sandbox image's name from a Node object's status.images (always imported)."""
+    for image in node.get("status", {}).get("images") or []:
+        for name in image.get("names") or []:
+            if "/pause:" in name:
+                return str(name)
+    raise LookupError("no pause image on the node")

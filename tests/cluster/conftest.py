@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,9 @@ def operator(
 
 @pytest.fixture(scope="session")
 def real_node(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    progress: Callable[[str], Callable[[str], None]],
 ) -> Iterator[RealNodeCluster]:
     """A cluster with a real node and the operator/node-agent images imported."""
     if request.config.getoption("--existing-cluster"):
@@ -57,15 +59,7 @@ def real_node(
     from inference_thresholds_dev.images.build import project_images
     from inference_thresholds_dev.local_chart import REPOSITORY_ROOT, deploy_project_images
 
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capture = plugins.get_plugin("capturemanager")
-
-    def say(message: str) -> None:
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"[real node] {message}"[:160])
-
+    say = progress("real node")
     timings: dict[str, float] = {}
     began = time.monotonic()
     say("building/reusing the operator and node-agent images (a cold build takes minutes)")

@@ -9,11 +9,8 @@ it with ``chart_values()``; further images (an inference server, say) come in th
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from inference_thresholds_dev.cluster.access import ClusterAccess
@@ -75,6 +72,17 @@ class RealNodeCluster:
             check, timeout=timeout, interval=0.5, what=f"one Ready pod {namespace}/{selector}"
         )
 
+    def await_phase(self, namespace: str, pod: str, *phases: str, timeout: float = 120) -> str:
+        """The pod's phase once it is one of ``phases`` (awaited)."""
+
+        def check() -> str | None:
+            phase = self.get("pod", pod, "-n", namespace)["status"].get("phase")
+            return str(phase) if phase in phases else None
+
+        return self.kube.eventually(
+            check, timeout=timeout, interval=0.5, what=f"pod {namespace}/{pod} {'|'.join(phases)}"
+        )
+
     def logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         args = ["logs", "-n", namespace, pod]
         if container:
@@ -117,20 +125,3 @@ def metric(text: str, name: str, /, **labels: str) -> float | None:
         if line.startswith(key + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def timed(run: Any) -> tuple[Any, float]:
-    began = time.monotonic()
-    value = run()
-    return value, time.monotonic() - began
-
-
-def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
-
-
-def write_manifest(path: Path, documents: list[dict[str, Any]]) -> Path:
-    import yaml
-
-    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
-    return path

@@ -16,6 +16,7 @@ import pytest
 
 from inference_thresholds_dev.cluster.access import ClusterAccess
 from inference_thresholds_dev.cluster.binaries import ENV_DIR, locate
+from inference_thresholds_dev.cluster.processes import running
 
 _HOLD_CLUSTER = """
 import sys
@@ -41,14 +42,6 @@ def own_binaries(request: pytest.FixtureRequest) -> dict[str, str]:
     return {**os.environ, ENV_DIR: str(locate().directory)}
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 def _component_pids(state_dir: Path) -> list[int]:
     state = json.loads((state_dir / "state.json").read_text())
     return [int(p["pid"]) for p in state["processes"]]
@@ -66,12 +59,12 @@ def test_components_die_with_a_killed_parent(tmp_path: Path, own_binaries: dict[
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
         pids = _component_pids(tmp_path)
-        assert len(pids) == 3 and all(_running(pid) for pid in pids)
+        assert len(pids) == 3 and all(running(pid) for pid in pids)
         # SIGKILL: no teardown code runs; only PR_SET_PDEATHSIG can take the components down.
         holder.send_signal(signal.SIGKILL)
         holder.wait()
         ClusterAccess.eventually(
-            lambda: not any(_running(pid) for pid in pids), timeout=15, what="components gone"
+            lambda: not any(running(pid) for pid in pids), timeout=15, what="components gone"
         )
     finally:
         if holder.poll() is None:
@@ -113,7 +106,7 @@ def test_cli_up_status_kubeconfig_down(tmp_path: Path, own_binaries: dict[str, s
     assert down.returncode == 0, down.stderr
     assert not state_dir.exists()
     ClusterAccess.eventually(
-        lambda: not any(_running(pid) for pid in pids), timeout=15, what="components gone"
+        lambda: not any(running(pid) for pid in pids), timeout=15, what="components gone"
     )
     assert cli("status").returncode == 1
     missing = cli("kubeconfig")

@@ -25,6 +25,8 @@ import yaml
 from node_support import RealNodeCluster
 
 from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import running
+from inference_thresholds_dev.local_chart import host_network_pod, pause_image
 from inference_thresholds_dev.node import host
 
 pytestmark = pytest.mark.node
@@ -36,14 +38,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", _CLI, *args], capture_output=True, text=True, check=False
     )
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def _shims(socket: Path) -> list[int]:
@@ -85,18 +79,8 @@ def test_down_leaves_no_processes_mounts_cgroups_or_host_paths() -> None:
         cgroup_root = state["node"]["cgroupRoot"]
         kube = ClusterAccess(Path(up.stdout.strip()), local=True)
         # A pod, so there are containers, mounts, cgroups and log links to clean up.
-        pause = json.loads(kube.kubectl("get", "node", "localhost", "-o", "json").stdout)["status"][
-            "images"
-        ][0]["names"][0]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "sleeper", "namespace": "default"},
-            "spec": {
-                "hostNetwork": True,
-                "containers": [{"name": "c", "image": pause, "imagePullPolicy": "Never"}],
-            },
-        }
+        node = json.loads(kube.kubectl("get", "node", "localhost", "-o", "json").stdout)
+        pod = host_network_pod("sleeper", "default", pause_image(node))
         kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
         kube.eventually(
             lambda: (
@@ -119,14 +103,14 @@ def test_down_leaves_no_processes_mounts_cgroups_or_host_paths() -> None:
     assert down.returncode == 0, down.stderr
     assert not state_dir.exists()
     ClusterAccess.eventually(
-        lambda: not any(_running(pid) for pid in [*pids, *shims]),
+        lambda: not any(running(pid) for pid in [*pids, *shims]),
         timeout=30,
         what="every process (control plane, node, shims) gone",
     )
     assert host.mounts_under(state_dir) == []
     assert not any((m / cgroup_root).exists() for m, _ in host.cgroup_hierarchies())
     assert _log_links_into(state_dir) == []
-    if not host.other_kubelets_running(exclude=set()):
+    if not host.other_kubeletsrunning(exclude=set()):
         created = [p for p, was in existed.items() if not was]
         assert [p for p in created if p.exists()] == [], "host paths the node created"
 
@@ -215,30 +199,15 @@ def test_exec_and_logs_reach_a_pod_running_the_product_image(
     """kubectl exec/logs go apiserver -> kubelet -> containerd's stream server (loopback),
     and what runs is the product image: no development tooling in it."""
     name = "product-image"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "hostNetwork": True,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
-            "containers": [
-                {
-                    "name": "c",
-                    "image": real_node.images["operator"].ref,
-                    "imagePullPolicy": "Never",
-                    "command": ["/bin/sh", "-c", "echo started; exec sleep 3600"],
-                }
-            ],
-        },
-    }
+    pod = host_network_pod(
+        name,
+        "default",
+        real_node.images["operator"].ref,
+        command=["/bin/sh", "-c", "echo started; exec sleep 3600"],
+    )
     real_node.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
     try:
-        real_node.kube.eventually(
-            lambda: real_node.get("pod", name)["status"].get("phase") == "Running",
-            timeout=60,
-            what="pod Running",
-        )
+        real_node.await_phase("default", name, "Running", timeout=60)
         assert "started" in real_node.kube.eventually(
             lambda: real_node.logs("default", name), timeout=30, what="log line"
         )

@@ -25,7 +25,7 @@ import yaml
 from helm_support import CHART, Helm, make_helm
 from node_support import RealNodeCluster, metric, pod_ready, scrape
 
-from inference_thresholds_dev.local_chart import client_deployment
+from inference_thresholds_dev.local_chart import client_deployment, host_network_pod
 
 pytestmark = [pytest.mark.node, pytest.mark.helm]
 
@@ -61,6 +61,17 @@ class Release:
 
     def configmap(self) -> dict[str, Any]:
         return self.node.get("configmap", CM_NAME, "-n", self.workload_ns)
+
+    def await_reconciled(self, who: str) -> None:
+        """Until the operator pod's metrics show the CR reconciled (after a restart)."""
+        self.node.kube.eventually(
+            lambda: metric(
+                self.operator_metrics(), "inference_thresholds_nodes_matched",
+                namespace=self.workload_ns, name=CR_NAME,
+            ) is not None,
+            timeout=60,
+            what=f"{who} reconciled the CR",
+        )  # fmt: skip
 
 
 def bitnet_edge_cr(namespace: str, node: str) -> dict[str, Any]:
@@ -239,35 +250,17 @@ def test_workload_pod_validates_and_sees_a_cr_update(release: Release) -> None:
 def test_detection_in_a_cpu_limited_container_reports_the_limit(release: Release) -> None:
     node = release.node
     name = f"detect-{uuid.uuid4().hex[:6]}"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": release.workload_ns},
-        "spec": {
-            "hostNetwork": True,
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
-            "containers": [
-                {
-                    "name": "detect",
-                    "image": node.images["node-agent"].ref,
-                    "imagePullPolicy": "Never",
-                    "args": ["detect", "--output", "json"],
-                    # 0.5 CPU: below this machine's cores whatever their number.
-                    "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
-                }
-            ],
-        },
-    }
-    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
-    node.kube.eventually(
-        lambda: (
-            node.get("pod", name, "-n", release.workload_ns)["status"].get("phase")
-            in ("Succeeded", "Failed")
-        ),
-        timeout=120,
-        what=f"pod {name} finished",
+    pod = host_network_pod(
+        name,
+        release.workload_ns,
+        node.images["node-agent"].ref,
+        restart="Never",
+        args=["detect", "--output", "json"],
+        # 0.5 CPU: below this machine's cores whatever their number.
+        resources={"limits": {"cpu": "500m", "memory": "256Mi"}},
     )
+    node.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    node.await_phase(release.workload_ns, name, "Succeeded", "Failed")
     output = node.logs(release.workload_ns, name)
     profile = json.loads(output[output.index("{") :])
     cpu = profile["cpu"]
@@ -302,14 +295,7 @@ def test_operator_pod_deleted_new_pod_resumes_without_writes(release: Release) -
     )["metadata"]["name"]
     assert after_pod != before_pod
 
-    def resumed() -> bool:
-        text = release.operator_metrics()
-        return (
-            metric(text, "inference_thresholds_nodes_matched",
-                   namespace=release.workload_ns, name=CR_NAME) is not None
-        )  # fmt: skip
-
-    node.kube.eventually(resumed, timeout=60, what="the new operator pod reconciled the CR")
+    release.await_reconciled("the new operator pod")
     text = release.operator_metrics()
     assert "inference_thresholds_configmap_writes_total{" not in text, "no ConfigMap write"
     assert _snapshot(release) == before
@@ -350,14 +336,7 @@ def test_helm_upgrade_to_a_new_image_tag_keeps_the_thresholds(release: Release) 
         assert pod["spec"]["containers"][0]["image"].endswith(f":{tag}")
         assert pod_ready(pod)
 
-    def resumed() -> bool:
-        text = release.operator_metrics()
-        return (
-            metric(text, "inference_thresholds_nodes_matched",
-                   namespace=release.workload_ns, name=CR_NAME) is not None
-        )  # fmt: skip
-
-    node.kube.eventually(resumed, timeout=60, what="the upgraded operator reconciled the CR")
+    release.await_reconciled("the upgraded operator")
     after = release.configmap()
     assert after["data"] == before["data"]
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]

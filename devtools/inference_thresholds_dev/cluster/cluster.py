@@ -66,7 +66,8 @@ class _PortTaken(Exception):
     """A component lost the race for a port chosen as free; start again with new ports."""
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1."""
     # All sockets are held open together so the kernel hands out distinct ports.
     socks = []
     try:
@@ -229,7 +230,7 @@ class LocalCluster:
         self._ssl = None
         self._reset_state_dir()
         pki = generate_pki(self.pki_dir)
-        etcd_port, peer_port, api_port = _free_ports(3)
+        etcd_port, peer_port, api_port = free_ports(3)
         self.server = f"https://127.0.0.1:{api_port}"
         write_kubeconfig(
             self.kubeconfig, self.server, pki.ca_cert, pki.admin_cert, pki.admin_key, "admin"
@@ -305,7 +306,7 @@ class LocalCluster:
 
         node = RealNode.create(self.state_dir / "node")
         self.node = node
-        (kubelet_port,) = _free_ports(1)
+        (kubelet_port,) = free_ports(1)
         node.prepare(
             sandbox_image=self._sandbox_image,
             kubelet_port=kubelet_port,
