@@ -89,7 +89,7 @@ def test_cli_up_status_kubeconfig_down(tmp_path: Path, own_binaries: dict[str, s
         assert up.returncode == 0, up.stderr
         kubeconfig = Path(up.stdout.strip())
         assert kubeconfig == state_dir / "kubeconfig"
-        assert "/readyz after" in up.stderr
+        assert "(readyz " in up.stderr and "controllers " in up.stderr
         # Detached: the components outlive the CLI process that started them.
         status = cli("status")
         assert status.returncode == 0, status.stdout

@@ -110,7 +110,7 @@ def test_down_leaves_no_processes_mounts_cgroups_or_host_paths() -> None:
     assert host.mounts_under(state_dir) == []
     assert not any((m / cgroup_root).exists() for m, _ in host.cgroup_hierarchies())
     assert _log_links_into(state_dir) == []
-    if not host.other_kubeletsrunning(exclude=set()):
+    if not host.other_kubelets_running(exclude=set()):
         created = [p for p, was in existed.items() if not was]
         assert [p for p in created if p.exists()] == [], "host paths the node created"
 
