@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from inference_thresholds_dev.cluster.access import ClusterAccess
 from inference_thresholds_dev.cluster.processes import running
 from inference_thresholds_dev.local_chart import host_network_pod, pause_image
 from inference_thresholds_dev.node import host
+from inference_thresholds_dev.node.containerd import SHIM
 
 pytestmark = pytest.mark.node
 
@@ -40,21 +42,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _shims(socket: Path) -> list[int]:
-    """containerd-shim processes serving the containerd at ``socket``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and str(socket).encode() in argv:
-            found.append(int(entry.name))
-    return found
-
-
 def _log_links_into(directory: Path) -> list[Path]:
     if not host.CONTAINER_LOG_LINKS.is_dir():
         return []
@@ -65,7 +52,10 @@ def _log_links_into(directory: Path) -> list[Path]:
     ]
 
 
-def test_down_leaves_no_processes_mounts_cgroups_or_host_paths() -> None:
+@pytest.mark.parametrize("crash", [False, True], ids=["clean", "after-a-crash"])
+def test_down_leaves_no_processes_mounts_cgroups_or_host_paths(crash: bool) -> None:
+    """``crash``: containerd and the kubelet are SIGKILLed first (no CRI to stop the pods:
+    down must still find and kill the containers and shims, unmount, remove cgroups)."""
     if os.geteuid() != 0:
         pytest.skip("a real node (containerd, kubelet, runc) needs root")
     existed = {p: p.exists() for p in host.FIXED_PATHS}
@@ -93,11 +83,17 @@ def test_down_leaves_no_processes_mounts_cgroups_or_host_paths() -> None:
             what="pod Running",
         )
         socket = state_dir / "node" / "containerd" / "containerd.sock"
-        shims = _shims(socket)
+        shims = host.processes_with_argument(SHIM, str(socket))
         assert shims, "the pod's containerd shim runs"
         assert host.mounts_under(state_dir), "the pod's volumes and rootfs are mounted"
         assert any((m / cgroup_root).is_dir() for m, _ in host.cgroup_hierarchies())
         assert _log_links_into(state_dir)
+        if crash:
+            for name in ("kubelet", "containerd"):
+                (pid,) = [int(p["pid"]) for p in state["processes"] if p["name"] == name]
+                os.kill(pid, signal.SIGKILL)
+            ClusterAccess.eventually(lambda: not running(pid), timeout=10, what="containerd killed")
+            assert all(running(pid) for pid in shims), "the shims outlive containerd"
     finally:
         down = _cli("dev-cluster", "down", f"--state-dir={state_dir}")
     assert down.returncode == 0, down.stderr

@@ -10,13 +10,19 @@ fails on a cgroup v1 hybrid host).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin uses
+SHIM = "containerd-shim-runc-v2"
+# Fixed in containerd 1.6 (runtime/v2/shim.SocketAddress): a shim listens on
+# /run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">.
+SHIM_SOCKET_DIR = Path("/run/containerd/s")
 
 
 class ContainerdError(RuntimeError):
@@ -196,3 +202,16 @@ def image_names(layout: ContainerdLayout) -> list[str]:
 def tag_image(layout: ContainerdLayout, source: str, target: str) -> None:
     """Give an imported image another name (``ctr images tag``), replacing an old one."""
     ctr(layout, "images", "tag", "--force", source, target)
+
+
+def shim_socket(pid: int) -> Path | None:
+    """The socket of the runc shim ``pid`` (from its -address/-namespace/-id), or None."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    flags = dict(zip(argv[1::2], argv[2::2], strict=False))
+    if not all(k in flags for k in ("-address", "-namespace", "-id")):
+        return None
+    key = os.path.join(flags["-address"], flags["-namespace"], flags["-id"])
+    return SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()

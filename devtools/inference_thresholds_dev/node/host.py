@@ -21,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import subprocess
+import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 CGROUP_PREFIX = "inference-thresholds-node-"
@@ -105,6 +108,54 @@ def remove_cgroup_tree(name: str) -> list[Path]:
             except OSError:
                 left.append(directory)
     return left
+
+
+def cgroup_processes(name: str) -> set[int]:
+    """Every process in ``/<name>`` or below, in any hierarchy."""
+    pids: set[int] = set()
+    for mount, _fstype in cgroup_hierarchies():
+        for directory, _subdirs, files in os.walk(mount / name):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError, ValueError):
+                    text = (Path(directory) / "cgroup.procs").read_text()
+                    pids.update(int(line) for line in text.split())
+    return pids
+
+
+def kill_and_wait(pids: Iterable[int], timeout: float = 10.0) -> None:
+    """SIGKILL ``pids`` and wait until they are gone (or reaped by someone else)."""
+    remaining = set(pids)
+    for pid in remaining:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        remaining = {pid for pid in remaining if _alive(pid)}
+        if remaining:
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def processes_with_argument(binary_suffix: str, argument: str) -> list[int]:
+    """Pids whose argv[0] ends with ``binary_suffix`` and whose argv holds ``argument``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(binary_suffix.encode()) and argument.encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def mounts_under(directory: Path) -> list[Path]:

@@ -143,6 +143,15 @@ class RealNode:
         kubelet paths stay while another kubelet on this host still uses them; that is not
         a problem of this node's teardown (the last node to stop removes them).
         """
+        # Normally none: cri-reset stopped the pods. After a crash (containerd gone), the
+        # containers are still in the node's cgroups and their shims still run; a killed
+        # shim leaves its socket in the fixed /run/containerd/s.
+        shims = host.processes_with_argument(containerd.SHIM, str(self.containerd.socket))
+        sockets = [containerd.shim_socket(pid) for pid in shims]
+        host.kill_and_wait(host.cgroup_processes(self.record.cgroup_root) | set(shims))
+        for socket in sockets:
+            if socket is not None:
+                socket.unlink(missing_ok=True)
         problems = [f"still mounted: {m}" for m in host.unmount_under(self.record.directory)]
         problems += [f"cgroup busy: {c}" for c in host.remove_cgroup_tree(self.record.cgroup_root)]
         host.remove_log_links(self.kubelet.pod_logs)
