@@ -160,8 +160,13 @@ def build_image(
             command.append(f"--target={spec.target}")
         command += [f"--build-arg={k}={v}" for k, v in sorted(spec.build_args.items())]
         command += _network_args(Path(work)) if spec.network else ["--network=none"]
+
+        def steps(line: str) -> None:  # the build's outline; errors carry the full tail
+            if " STEP " in f" {line}" or line.startswith(("COMMIT", "Successfully tagged")):
+                say(line)
+
         try:
-            podman.run(*command, str(spec.context), what=f"podman build of {ref}", stream=say)
+            podman.run(*command, str(spec.context), what=f"podman build of {ref}", stream=steps)
         finally:
             remove_cgroup(cgroup_parent)
         partial = Path(work) / "image.oci.tar"
