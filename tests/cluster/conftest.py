@@ -55,7 +55,7 @@ def real_node(
     if os.geteuid() != 0:
         pytest.skip("a real node (containerd, kubelet, runc) needs root")
     from inference_thresholds_dev.cluster.binaries import locate
-    from inference_thresholds_dev.cluster.cluster import LocalCluster
+    from inference_thresholds_dev.cluster.cluster import LocalCluster, reap_stale
     from inference_thresholds_dev.images.build import project_images
     from inference_thresholds_dev.local_chart import REPOSITORY_ROOT, deploy_project_images
 
@@ -66,6 +66,8 @@ def real_node(
     images = project_images(REPOSITORY_ROOT, progress=say)
     timings["images"] = time.monotonic() - began
     # Short: containerd's and the kubelet's unix sockets live below it (108-byte limit).
+    for stale in reap_stale(Path("/tmp"), "itn-"):
+        say(f"cleaned up after a killed session: {stale}")
     state_dir = Path(tempfile.mkdtemp(prefix="itn-", dir="/tmp"))
     cluster = LocalCluster(state_dir, locate(), node=True)
     try:

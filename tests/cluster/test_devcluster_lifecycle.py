@@ -111,3 +111,21 @@ def test_cli_up_status_kubeconfig_down(tmp_path: Path, own_binaries: dict[str, s
     assert cli("status").returncode == 1
     missing = cli("kubeconfig")
     assert missing.returncode == 2 and "dev-cluster up" in missing.stderr
+
+
+def test_reap_stale_removes_only_dead_clusters(tmp_path: Path) -> None:
+    from inference_thresholds_dev.cluster.cluster import STATE_FILE, reap_stale
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    me = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().split(b"\0")[0].decode()
+    for name, pid, argv0 in (
+        ("itn-dead", int(finished.stdout), sys.executable),
+        ("itn-alive", os.getpid(), me),
+    ):
+        (tmp_path / name / "logs").mkdir(parents=True)
+        state = {"processes": [{"name": "etcd", "pid": pid, "log": "x", "argv0": argv0}]}
+        (tmp_path / name / STATE_FILE).write_text(json.dumps(state))
+    (tmp_path / "itn-starting").mkdir()  # no state yet: another session is starting it
+    assert reap_stale(tmp_path, "itn-") == [tmp_path / "itn-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["itn-alive", "itn-starting"]

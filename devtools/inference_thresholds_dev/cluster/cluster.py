@@ -622,3 +622,20 @@ class LocalCluster:
             "ready": ready,
             "timings": self.timings,
         }
+
+
+def reap_stale(parent: Path, prefix: str) -> list[Path]:
+    """Clean up clusters under ``parent/prefix*`` whose processes are all gone.
+
+    A test session killed outright (SIGKILL) takes its components down with it
+    (PR_SET_PDEATHSIG) but leaves its node's containers, mounts and cgroups; the next
+    session calls this on its own state directories' parent. Returns what it removed.
+    """
+    reaped = []
+    for directory in sorted(parent.glob(f"{prefix}*")):
+        cluster = LocalCluster.attach(directory)
+        if cluster is None or any(p.alive() for p in cluster.processes):
+            continue
+        if not cluster.stop(remove_state=True):
+            reaped.append(directory)
+    return reaped
