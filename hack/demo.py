@@ -273,7 +273,15 @@ class Demo:
         step("Installing the CRD")
         show(["kubectl", "apply", "-f", "crds/"])
         info(self.kubectl("apply", "-f", str(CRD_FILE)).strip())
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+        # Polled: `kubectl wait` fails outright while the new CRD has no conditions yet.
+        eventually(
+            lambda: self.kubectl(
+                "get", "crd", CRD_NAME, "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ) == "True",
+            timeout=60,
+            what=f"crd/{CRD_NAME} Established",
+        )  # fmt: skip
 
     def start_operator(self) -> None:
         step("Starting the operator as a local process")
