@@ -18,8 +18,14 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api.crd import API_VERSION, GROUP, KIND
 from ..api.node_contract import valid_label_value
-from ..api.thresholds_document import DOCUMENT_KEY, ThresholdsDocument, env_variables
-from ..text import decimal_text
+from ..api.thresholds_document import (
+    CONTENT_HASH_KEY,
+    DOCUMENT_KEY,
+    PUBLISHED_ENV_KEY,
+    ThresholdsDocument,
+    env_data,
+    published_env,
+)
 from .kube import ConfigMapApi, Json
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -71,17 +77,17 @@ def owner_label_value(name: str) -> str:
     return f"{name[:54].rstrip('-_.')}-{digest}"
 
 
-def env_value(value: float) -> str:
-    """Integral values without '.0' (legacy code does int(...)), others to 3 decimals."""
-    return decimal_text(value, 3)
-
-
 def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
-    data = {DOCUMENT_KEY: json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"}
-    for field_name, variable in env_variables(env_prefix).items():
-        value = getattr(doc.effective, field_name)
-        if value is not None:
-            data[variable] = env_value(float(value))
+    """The ConfigMap's data: the document, its effective thresholds as env-style keys, and
+    two keys that let the pod-side client tell ``envFrom`` copies (possibly from an older
+    ConfigMap: variables are fixed at container start) from variables a user set."""
+    env = env_data(doc.effective, env_prefix)
+    data = {
+        DOCUMENT_KEY: json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n",
+        **env,
+        CONTENT_HASH_KEY: doc.content_hash,
+        PUBLISHED_ENV_KEY: published_env(env),
+    }
     return dict(sorted(data.items()))
 
 
