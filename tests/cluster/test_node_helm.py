@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, Helm, make_helm
+from helm_support import CHART, Helm
 from node_support import RealNodeCluster, metric, pod_ready, scrape
 
 from inference_thresholds_dev.local_chart import client_deployment, host_network_pod
@@ -81,11 +81,6 @@ def bitnet_edge_cr(namespace: str, node: str) -> dict[str, Any]:
     doc["metadata"]["namespace"] = namespace
     doc["spec"]["nodeSelector"] = {"matchLabels": {"kubernetes.io/hostname": node}}
     return doc
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return make_helm(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, Helm, make_helm
+from helm_support import CHART, Helm
 from node_support import RealNodeCluster
 
 from inference_thresholds import __version__
@@ -57,11 +57,6 @@ class Release:
     def node_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = self.node.get("node", self.node.node_name)["metadata"]
         return meta
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return make_helm(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +140,7 @@ def test_helm_test_fails_naming_a_stale_crd(release: Release) -> None:
     """An older CRD (a spec field it does not know yet) left by `helm upgrade`."""
     node = release.node
     current: dict[str, Any] = yaml.safe_load((CHART / "crds" / f"{CRD}.yaml").read_text())
-    manager = _crd_applier(node.get("crd", CRD))
+    manager = _crd_applier(node.get("crd", CRD, "--show-managed-fields"))
     stale = json.loads(json.dumps(current))
     spec = stale["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     del spec["properties"]["adaptation"]
