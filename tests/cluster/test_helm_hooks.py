@@ -8,7 +8,9 @@
 
 There is no kubelet here (see test_helm_install.py): hook Jobs and Pods are not run by a
 node, so their container args run as local processes with TokenRequest tokens of the
-hooks' own ServiceAccounts, applied as Helm applies them before the hook runs.
+hooks' own ServiceAccounts, applied as Helm applies them before the hook runs. Here the
+RBAC is exact and denials are checked; test_node_helm_hooks.py runs the same hooks for
+real on a kubelet (`helm test`, `helm uninstall` with prune).
 """
 
 from __future__ import annotations
