@@ -168,7 +168,8 @@ async def run(
             new, moves = adapt.advance(current, spec, obs, time.time(), overridden_fields(full))
             cr.adaptation = new
             post(interval_events(current, new, moves))
-            cr.trigger.set()
+            if not cr.failing:  # a failing reconcile picks the state up at its retry
+                cr.trigger.set()
     finally:
         reason = stopped.reason
         if reason is not None and reason & kopf.DaemonStoppingReason.FILTERS_MISMATCH:

@@ -9,7 +9,11 @@ snapshots from the metrics server's thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..api.adaptation import AdaptationStatus
@@ -17,6 +21,7 @@ from ..api.crd import InferenceThresholdsStatus
 from .kube import Kube
 from .metrics import OperatorMetrics
 from .node_index import NodeRecord, Selection
+from .node_reports import NodeReports
 from .policy_source import PolicySource
 from .settings import OperatorConfig
 
@@ -27,6 +32,18 @@ CrKey = tuple[str, str]
 # are done; unbounded, a start with 500 CRs held all 500 (peak RSS 413 MiB) while the
 # thread pool worked through them. More than the pool's threads gains nothing.
 MAX_CONCURRENT_RECONCILES = 8
+# Prometheus queries of all CRs run on their own threads, never on the default pool the
+# reconciles use: a slow endpoint then delays only other CRs' adaptation, never a reconcile.
+ADAPTATION_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Work:
+    """Something in flight with a deadline; /healthz fails when one is long overdue."""
+
+    what: str
+    started: float  # time.monotonic()
+    deadline: float
 
 
 @dataclass
@@ -40,6 +57,9 @@ class CrState:
     selection: Selection | None = None
     # A reconcile is running: its selection may be about to change.
     in_flight: bool = False
+    # The last pass failed and a retry is scheduled: the adaptation loop hands over its
+    # state without waking the loop, so its interval cannot defeat the backoff.
+    failing: bool = False
     # (uid, status) we wrote last: the watch may not have delivered it to the loop's
     # body yet when the next reconcile starts.
     written: tuple[str, InferenceThresholdsStatus] | None = None
@@ -67,12 +87,37 @@ class OperatorState:
     # Every node's labels and hardware, by name: listed at startup, then kept current by
     # node events (see wakeups.py).
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    # Nodes reported for refused values, so an unchanged bad Node is reported once.
+    node_reports: NodeReports = field(default_factory=NodeReports)
     crs: dict[CrKey, CrState] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )
+    adaptation_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            ADAPTATION_WORKERS, thread_name_prefix="adaptation"
+        )
+    )
+    inflight: dict[int, Work] = field(default_factory=dict)
+    _tokens: Iterator[int] = field(default_factory=itertools.count)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], object]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def running(self, what: str, budget: float) -> Iterator[None]:
+        """Record ``what`` as in flight for at most ``budget`` seconds while the block runs."""
+        token = next(self._tokens)
+        now = time.monotonic()
+        self.inflight[token] = Work(what, now, now + budget)
+        try:
+            yield
+        finally:
+            del self.inflight[token]
+
+    def overdue(self, now: float) -> list[Work]:
+        """In-flight work past its deadline, oldest first."""
+        late = [w for w in list(self.inflight.values()) if now > w.deadline]
+        return sorted(late, key=lambda w: w.started)
 
     def enter(self, key: CrKey) -> CrState:
         """The CR's state, created for a reconcile loop that starts."""

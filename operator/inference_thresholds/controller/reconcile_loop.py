@@ -3,7 +3,9 @@
 Each CR's loop waits on its own ``asyncio.Event`` (set by ``wakeups.py``, the policy
 watch and the adaptation loop), so no CR waits on another, and a burst of changes costs
 one reconcile. At most ``MAX_CONCURRENT_RECONCILES`` run at once. A failed pass is
-retried with exponential backoff; an exception never ends the loop.
+retried with exponential backoff (the adaptation loop does not cut it short: see
+``CrState.failing``); an exception never ends the loop. Each pass is registered as work
+in flight, so /healthz fails when one is wedged.
 """
 
 from __future__ import annotations
@@ -61,16 +63,18 @@ async def run(
                 cr.trigger.clear()  # changes seen while waiting for a slot are in this pass
                 started = time.monotonic()
                 cr.in_flight = True
+                work = state.running(f"reconcile {key[0]}/{key[1]}", cfg.wedged_seconds)
                 try:
-                    ok = await reconcile_once(
-                        body,
-                        cr,
-                        nodes=dict(state.nodes),
-                        kube=state.kube,
-                        policy=state.policy.policy,
-                        metrics=state.metrics,
-                        post=post,
-                    )
+                    with work:
+                        ok = await reconcile_once(
+                            body,
+                            cr,
+                            nodes=dict(state.nodes),
+                            kube=state.kube,
+                            policy=state.policy.policy,
+                            metrics=state.metrics,
+                            post=post,
+                        )
                     failures = 0 if ok else failures + 1
                     last_error = ""
                 except Exception as exc:  # never let one bad pass end the loop
@@ -85,6 +89,7 @@ async def run(
                         last_error = message
                 finally:
                     cr.in_flight = False
+                    cr.failing = failures > 0
                     state.metrics.duration.observe(time.monotonic() - started)
     finally:
         state.forget(key, cr)

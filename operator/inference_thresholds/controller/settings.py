@@ -56,6 +56,8 @@ class OperatorConfig:
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
+    # A reconcile running longer than this is wedged: /healthz fails so the pod restarts.
+    wedged_seconds: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +75,7 @@ class OperatorConfig:
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+            wedged_seconds=_env_float(env, "WEDGED_SECONDS", base.wedged_seconds),
         )
 
     def with_overrides(self, **changes: Any) -> OperatorConfig:

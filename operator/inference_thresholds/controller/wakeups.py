@@ -7,14 +7,18 @@ same guarantee, but kopf's per-object readiness toggles made its pre-indexing qu
 24 s for 2,000 nodes.) A node change that alters a node's labels or hardware is compared
 with every CR's selector and recorded selection and wakes only the CRs it affects.
 Called on the event loop that owns the ``asyncio.Event`` objects (a thread may not set them).
+A Node whose values were refused (``NodeHardware.rejected``) is still served from the rest
+and reported once (``node_reports.py``): one Node never stops a listing or a wakeup.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from ..api.crd import KIND
+from . import node_reports
 from .configmap import (
     CONTENT_HASH_ANNOTATION,
     DATA_HASH_ANNOTATION,
@@ -26,19 +30,44 @@ from .configmap import (
 )
 from .kube import Kube
 from .node_index import NodeRecord, affected_by_node, node_record
+from .node_reports import NodeReports
 from .operator_state import CrKey, CrState, OperatorState
 
-
-def list_nodes(kube: Kube) -> dict[str, NodeRecord]:
-    """Every node's record, by name (blocking: run it in a thread)."""
-    return {rec.name: rec for rec in map(node_record, kube.list_nodes())}
+NodeReport = tuple[dict[str, Any], str]
+"""(the Node's name and uid, the message) of a Node to report."""
 
 
-def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
-    """A node was added, changed (``body``) or deleted (``None``)."""
+def list_nodes(kube: Kube, reports: NodeReports) -> tuple[dict[str, NodeRecord], list[NodeReport]]:
+    """Every node's record by name, and the nodes to report (blocking: run it in a thread)."""
+    records: dict[str, NodeRecord] = {}
+    due: list[NodeReport] = []
+    for node in kube.list_nodes():
+        record = node_record(node)
+        records[record.name] = record
+        message = reports.due(record.name, record.hardware.rejected)
+        if message is not None:
+            meta = node.get("metadata") or {}
+            due.append(({"metadata": {"name": record.name, "uid": meta.get("uid")}}, message))
+    return records, due
+
+
+async def node_event(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
+    """A Node watch event: wake the CRs it affects, then report refused values (once)."""
+    message = node_changed(state, name, body)
+    if message is not None and body is not None:
+        await asyncio.to_thread(node_reports.post, state.kube, body, message)
+
+
+def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> str | None:
+    """A node was added, changed (``body``) or deleted (``None``); returns the report due."""
     record = None if body is None else node_record(body)
+    if record is None:
+        state.node_reports.forget(name)
+        message = None
+    else:
+        message = state.node_reports.due(name, record.hardware.rejected)
     if record is not None and state.nodes.get(name) == record:
-        return  # same labels and hardware (a heartbeat, someone's annotation): nothing to do
+        return message  # same labels and hardware (a heartbeat, an annotation): no wakeup
     if record is None:
         state.nodes.pop(name, None)
     else:
@@ -49,6 +78,7 @@ def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None
     affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
     for key in affected:
         state.kick(key)
+    return message
 
 
 def resource_changed(
