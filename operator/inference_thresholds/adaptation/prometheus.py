@@ -3,18 +3,35 @@
 Errors are typed so the operator can say precisely what is wrong (unreachable, refused
 credentials, bad PromQL, odd response). The bearer token is kept out of repr, logs and
 error messages.
+
+The endpoint is outside input, so every request is bounded as a whole: ``timeout`` is a
+deadline for connecting, the TLS handshake, the headers and the body together (a timer
+shuts the socket down when it passes, so a server sending one byte a second is cut off
+like a silent one); the body is read in chunks up to ``max_response_bytes`` and refused
+beyond; the JSON's depth and numbers are bounded before it is parsed (``bounds.py``).
+Requests go straight to the URL's host: no proxy from the environment, no redirects.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import http.client
 import math
+import socket
 import ssl
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..bounds import InputRejected, clip, load_json
+
+DEFAULT_MAX_RESPONSE_BYTES = 1 << 20
+"""An instant query for one series is ~200 bytes; 1 MiB also holds a day of range samples.
+Parsed JSON takes ~10x its size in memory, so this bounds one query to ~10 MiB."""
+MAX_RESPONSE_DEPTH = 32  # a query answer nests 5 levels (matrix: 6)
+_CHUNK = 64 * 1024
 
 
 class PrometheusError(Exception):
@@ -25,6 +42,12 @@ class PrometheusError(Exception):
 
 class PrometheusUnreachable(PrometheusError):
     reason = "PrometheusUnreachable"
+
+
+class PrometheusTimeout(PrometheusUnreachable):
+    """No complete answer before the request's deadline (slow or stalled endpoint)."""
+
+    reason = "PrometheusTimeout"
 
 
 class PrometheusAuthError(PrometheusError):
@@ -43,6 +66,10 @@ class PrometheusResponseError(PrometheusError):
     reason = "UnexpectedResponse"
 
 
+class PrometheusResponseTooLarge(PrometheusResponseError):
+    reason = "ResponseTooLarge"
+
+
 @dataclass(frozen=True)
 class Sample:
     labels: dict[str, str]
@@ -56,7 +83,8 @@ class PrometheusClient:
     bearer_token: str | None = field(default=None, repr=False)
     ca_pem: str | None = field(default=None, repr=False)
     insecure_skip_verify: bool = False
-    timeout: float = 10.0
+    timeout: float = 10.0  # seconds for the whole request, not per read
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def _context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://"):
@@ -76,28 +104,48 @@ class PrometheusClient:
         params = {"query": promql}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        endpoint = self.url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(endpoint, headers={"Accept": "application/json"})
-        if self.bearer_token:
-            request.add_header("Authorization", f"Bearer {self.bearer_token}")
+        status, body = self._get("/api/v1/query", params)
+        if status in (401, 403):
+            raise PrometheusAuthError(
+                f"{self.url}: HTTP {status}; check adaptation.prometheus.bearerTokenSecretRef"
+            )
+        if status in (400, 422):
+            raise PrometheusQueryError(_api_error(body) or f"HTTP {status}")
+        if 300 <= status < 400:
+            raise PrometheusUnreachable(
+                f"{self.url}: HTTP {status} redirect (not followed); set "
+                "adaptation.prometheus.url to the Prometheus API itself"
+            )
+        if not 200 <= status < 300:
+            raise PrometheusUnreachable(f"{self.url}: HTTP {status}")
+        return _parse(body, self.max_response_bytes)
+
+    def _get(self, path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+        """(status, body) of one GET under the total deadline and the size cap."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PrometheusUnreachable(f"{clip(self.url, 200)}: not an http(s) URL")
         try:
-            with urllib.request.urlopen(
-                request, timeout=self.timeout, context=self._context()
-            ) as r:
-                body = r.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            if exc.code in (401, 403):
-                raise PrometheusAuthError(
-                    f"{self.url}: HTTP {exc.code}; check adaptation.prometheus.bearerTokenSecretRef"
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise PrometheusUnreachable(f"{clip(self.url, 200)}: invalid port") from None
+        target = parts.path.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
+        headers = {"Accept": "application/json", "Connection": "close"}
+        if self.bearer_token:
+            headers["Authorization"] = f"Bearer {self.bearer_token}"
+        exchange = _Exchange(parts.hostname, port, self._context(), self.timeout)
+        try:
+            return exchange.get(target, headers, self.max_response_bytes)
+        except PrometheusError:
+            raise
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            if exchange.expired:
+                raise PrometheusTimeout(
+                    f"{self.url}: no complete answer within {self.timeout:g}s "
+                    "(adaptation.prometheus.timeout, for the whole request)"
                 ) from None
-            if exc.code in (400, 422):
-                raise PrometheusQueryError(_api_error(body) or f"HTTP {exc.code}") from None
-            raise PrometheusUnreachable(f"{self.url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError) as exc:
-            why = getattr(exc, "reason", exc)
-            raise PrometheusUnreachable(f"{self.url}: {why}") from None
-        return _parse(body)
+            why = getattr(exc, "reason", None) or exc
+            raise PrometheusUnreachable(f"{self.url}: {clip(str(why), 300)}") from None
 
     def query_value(self, promql: str, at: float | None = None) -> float | None:
         """One number, or None when there is no data (empty vector or NaN: no traffic)."""
@@ -105,7 +153,7 @@ class PrometheusClient:
         if not samples:
             return None
         if len(samples) > 1:
-            shown = ", ".join(str(s.labels) for s in samples[:3])
+            shown = ", ".join(clip(str(s.labels), 200) for s in samples[:3])
             raise PrometheusResponseError(
                 f"query returned {len(samples)} series ({shown}...); aggregate it to one "
                 "(sum/avg) or narrow adaptation.labelMatchers"
@@ -114,39 +162,156 @@ class PrometheusClient:
         return None if math.isnan(value) or math.isinf(value) else value
 
 
+class _Connection(http.client.HTTPConnection):
+    """An HTTP(S) connection whose sockets are handed to ``track`` as soon as they exist."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        tls: ssl.SSLContext | None,
+        track: Callable[[socket.socket], socket.socket],
+    ) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._tls = tls
+        self._track = track
+
+    def connect(self) -> None:
+        raw = self._track(socket.create_connection((self.host, self.port), self.timeout))
+        if self._tls is None:
+            self.sock = raw
+            return
+        wrapped = self._tls.wrap_socket(
+            raw, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self._track(wrapped)
+        wrapped.do_handshake()
+        self.sock = wrapped
+
+
+class _Exchange:
+    """One GET under a total deadline: when it passes, a timer shuts the socket down, which
+    ends whatever read or handshake is blocked on it (``expired`` then says why)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._done = False
+        self.expired = False
+        self._conn = _Connection(host, port, timeout, tls, self._track)
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def get(self, target: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+        self._timer.start()
+        try:
+            self._conn.request("GET", target, headers=dict(headers))
+            response = self._conn.getresponse()
+            length = response.getheader("Content-Length") or ""
+            if length.isdigit() and int(length) > limit:
+                raise PrometheusResponseTooLarge(_too_large(int(length), limit))
+            body = bytearray()
+            while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
+                body += chunk
+                if len(body) > limit:
+                    raise PrometheusResponseTooLarge(_too_large(None, limit))
+            if self.expired:  # a shut-down socket can look like a short, complete body
+                raise TimeoutError("deadline passed")
+            return response.status, bytes(body)
+        finally:
+            with self._lock:
+                self._done = True
+            self._timer.cancel()
+            self._conn.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for an SSLSocket (whose own would touch TLS state
+    # another thread is using): the blocked read returns at once.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _too_large(length: int | None, limit: int) -> str:
+    size = f"{length} bytes" if length is not None else "more"
+    return (
+        f"response is {size}, over the {limit} bytes one query may return; "
+        "narrow the query (aggregate to one series)"
+    )
+
+
 def _api_error(body: bytes) -> str | None:
     try:
-        doc = json.loads(body)
-    except ValueError:
+        doc = load_json(
+            body, max_bytes=DEFAULT_MAX_RESPONSE_BYTES, max_depth=MAX_RESPONSE_DEPTH, what="error"
+        )
+    except InputRejected:
         return None
     if isinstance(doc, dict) and doc.get("status") == "error":
-        return f"{doc.get('errorType', 'error')}: {doc.get('error', '')}"
+        return clip(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}", 1000)
     return None
 
 
-def _parse(body: bytes) -> list[Sample]:
+def _number(value: Any) -> float:
+    """A sample value: Prometheus sends strings ("1.5", "NaN", "+Inf"); numbers pass too."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"sample value {clip(repr(value), 60)} is not a number")
+    return float(value)
+
+
+def _labels(metric: Any) -> dict[str, str]:
+    if metric is None:
+        return {}
+    if not isinstance(metric, dict) or not all(isinstance(v, str) for v in metric.values()):
+        raise TypeError("metric is not a map of label values")
+    return metric
+
+
+def _parse(body: bytes, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> list[Sample]:
     try:
-        doc: Any = json.loads(body)
-    except ValueError as exc:
-        raise PrometheusResponseError(f"response is not JSON: {exc}") from None
+        doc: Any = load_json(body, max_bytes=limit, max_depth=MAX_RESPONSE_DEPTH, what="response")
+    except InputRejected as exc:
+        raise PrometheusResponseError(str(exc).replace("not valid JSON", "not JSON")) from None
     if not isinstance(doc, dict):
         raise PrometheusResponseError("response is not a JSON object")
     if doc.get("status") != "success":
         raise PrometheusQueryError(_api_error(body) or "status is not success")
     data = doc.get("data") or {}
+    if not isinstance(data, dict):
+        raise PrometheusResponseError("data is not an object")
     kind, result = data.get("resultType"), data.get("result")
     if not isinstance(result, list):
         raise PrometheusResponseError("data.result is not a list")
     try:
         if kind == "scalar":
-            return [Sample({}, float(result[0]), float(result[1]))]
+            return [Sample({}, _number(result[0]), _number(result[1]))]
         if kind == "vector":
             return [
                 Sample(
-                    dict(item.get("metric") or {}), float(item["value"][0]), float(item["value"][1])
+                    _labels(item.get("metric")),
+                    _number(item["value"][0]),
+                    _number(item["value"][1]),
                 )
                 for item in result
             ]
-    except (TypeError, KeyError, IndexError, ValueError) as exc:
-        raise PrometheusResponseError(f"malformed {kind} result: {exc}") from None
-    raise PrometheusResponseError(f"resultType {kind!r}: use an instant query giving a vector")
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise PrometheusResponseError(f"malformed {kind} result: {clip(str(exc), 200)}") from None
+    raise PrometheusResponseError(
+        f"resultType {clip(str(kind), 40)!r}: use an instant query giving a vector"
+    )

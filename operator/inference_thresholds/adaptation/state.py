@@ -2,7 +2,8 @@
 
 - ``basis_from`` — the engine's numbers (expectation, computed threshold) for the
   effective class; ``rebase`` reconciles learned state with them and with resetToken.
-- ``fetch`` — the only I/O: evaluate the queries (errors captured, not raised).
+- ``fetch`` — the only I/O: evaluate the queries (errors captured, not raised); a value
+  that no deployment can show (negative, beyond ``physical_max``) is an error, not a sample.
 - ``advance`` — fold the observation into the decayed aggregates and move thresholds by
   the rule in ``rule.py``; returns the new state and the moves (one Event each).
 - ``apply`` — the thresholds pods get: computed ones with adapted fields substituted.
@@ -24,6 +25,16 @@ from ..api.adaptation import (
 from . import aggregate, presets, rule
 from .prometheus import PrometheusError
 
+# Learned values are folded from bounded samples; anything beyond this in a stored state
+# (a hand-edited status) is junk, not history.
+STATE_VALUE_MAX = 1e12
+
+
+class ImplausibleSample(PrometheusError):
+    """A query answered a number no deployment can show: not folded in, thresholds held."""
+
+    reason = "ImplausibleSample"
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -36,6 +47,7 @@ class Signal:
     query_field: str  # on presets.Queries
     scale: float  # query unit -> threshold unit
     unit: str
+    physical_max: float  # in the threshold unit: larger samples are not observations
 
 
 SIGNALS = (
@@ -49,6 +61,9 @@ SIGNALS = (
         "decode_tokens_per_second",
         1.0,
         "tok/s",
+        # Per sequence: the fastest published single-stream decode is ~2,500 tok/s
+        # (wafer-scale and LPU inference services, 2024-25); 40x that is not a measurement.
+        1e5,
     ),
     Signal(
         "ttft",
@@ -60,6 +75,8 @@ SIGNALS = (
         "time_to_first_token_seconds",
         1000.0,
         "ms",
+        # A first token a day after the request is no longer a latency anyone measures.
+        86_400_000.0,
     ),
 )
 BASIS_TOLERANCE = 0.01  # relative change of the expectation that invalidates observations
@@ -121,6 +138,11 @@ def rebase(
     updates: dict[str, object] = {"basis": basis}
     for sig in SIGNALS:
         s: SignalState = getattr(state, sig.name)
+        if not _sound(s):
+            notes.append(
+                f"{sig.alias}: learned state held a non-finite or absurd number; discarded"
+            )
+            s = SignalState()
         old_e, new_e = getattr(state.basis, sig.expected_field), getattr(basis, sig.expected_field)
         old_c, new_c = getattr(state.basis, sig.computed_field), getattr(basis, sig.computed_field)
         if _differs(old_e, new_e) and (s.samples or s.threshold is not None):
@@ -171,11 +193,27 @@ def fetch(spec: AdaptationSpec, query: QueryFn) -> Observation:
         obs.queries[sig.name] = promql
         try:
             value = query(promql)
+            obs.values[sig.name] = None if value is None else _plausible(sig, value * sig.scale)
         except PrometheusError as exc:
             obs.error, obs.failed_signal = exc, sig.name
             return obs
-        obs.values[sig.name] = None if value is None else value * sig.scale
     return obs
+
+
+def _plausible(sig: Signal, value: float) -> float:
+    """``value`` when a deployment can show it (finite, 0..physical_max), else raise."""
+    if math.isfinite(value) and 0.0 <= value <= sig.physical_max:
+        return value
+    raise ImplausibleSample(
+        f"the {sig.alias} query gave {value:.4g} {sig.unit}, outside 0..{sig.physical_max:g} "
+        f"{sig.unit}: not an observation (check the query's units and matchers); not learned"
+    )
+
+
+def _sound(s: SignalState) -> bool:
+    """Every number of the learned state is finite and within STATE_VALUE_MAX."""
+    values = (s.weight, s.mean, s.variance, s.last_value, s.target, s.threshold)
+    return all(v is None or (math.isfinite(v) and abs(v) <= STATE_VALUE_MAX) for v in values)
 
 
 @dataclass(frozen=True)

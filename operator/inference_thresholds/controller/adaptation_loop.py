@@ -1,6 +1,8 @@
 """The adaptation loop: one per InferenceThresholds with adaptation or alert rules enabled.
 
-Every ``interval`` it queries Prometheus (in a thread: the client is blocking), folds the
+Every ``interval`` it queries Prometheus (on ``OperatorState.adaptation_pool``, threads of
+its own: a slow endpoint never holds a thread reconciles need; each request has a total
+deadline, ``prometheus.py``), folds the
 observation into the learned state and hands the new state to the reconcile loop, whose
 planning writes the adapted thresholds into the ConfigMap and the state into status in
 one go (see ``plan_adaptation.py``). It posts one Event per threshold move and one per
@@ -81,6 +83,17 @@ def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observati
     return adapt.fetch(spec, client.query_value)
 
 
+def _observe_as_work(
+    state: OperatorState, namespace: str, name: str, spec: AdaptationSpec
+) -> adapt.Observation:
+    """``observe`` registered as work in flight (from the pool thread, once it runs)."""
+    assert spec.prometheus is not None
+    # Two queries and two Secret reads at most, each with its own deadline.
+    budget = 2 * parse_duration(spec.prometheus.timeout) + 2 * state.kube.timeout + 30
+    with state.running(f"adaptation queries {namespace}/{name}", budget):
+        return observe(state.kube, namespace, spec)
+
+
 def wanted(spec: kopf.Spec, **_: Any) -> bool:
     """The loop runs while adaptation or alert rules are enabled (a kopf ``when`` filter)."""
     adaptation = spec.get("adaptation") or {}
@@ -158,7 +171,9 @@ async def run(
             await rules.step(spec, post)
             if not spec.enabled or _learned(state, key) is None:
                 continue  # alert rules only, or no state rebased yet (no feasible class)
-            obs = await asyncio.to_thread(observe, state.kube, namespace, spec)
+            obs = await asyncio.get_running_loop().run_in_executor(
+                state.adaptation_pool, _observe_as_work, state, namespace, name, spec
+            )
             # Read the state only now, with no await before the write: a reconcile that
             # rebased it meanwhile is not overwritten by a stale copy.
             cr = state.crs.get(key)

@@ -1,0 +1,180 @@
+"""A Prometheus HTTP API that misbehaves on purpose, on 127.0.0.1, for tests and benchmarks.
+
+The behaviour is chosen by the first path segment of the URL the operator is given
+(``http://127.0.0.1:PORT/<mode>``; the client appends ``/api/v1/query``), so each CR of a
+test can point at a different misbehaviour of one server:
+
+| mode                 | answer                                                          |
+| -------------------- | --------------------------------------------------------------- |
+| ``value/<v>``        | a one-sample vector whose value is the string ``<v>``           |
+| ``dribble``          | headers at once, then the body one byte per second, forever     |
+| ``dribble-headers``  | the status line and headers one byte per second, forever        |
+| ``silent``           | accepts, reads the request, never answers                       |
+| ``huge``             | 200, no Content-Length, ``HUGE_BYTES`` of a vector streamed     |
+| ``huge-declared``    | ``Content-Length: HUGE_BYTES`` and the same stream              |
+| ``deep``             | 200 and a document nested 100,000 levels deep                   |
+| ``types``            | valid JSON with the wrong types (value an object)               |
+| ``series``           | a vector of 10,000 series                                       |
+| ``html``             | 200 and an HTML page                                            |
+| ``redirect``         | 302 to another host                                             |
+
+Each request is recorded (mode, seconds the client kept it open, bytes sent) so a test
+can show how long the operator held on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+HUGE_BYTES = 400 * 1000 * 1000
+_SAMPLE = b'{"metric":{"pod":"p"},"value":[1700000000,"1"]},'
+
+
+@dataclass
+class Served:
+    mode: str
+    seconds: float
+    bytes_sent: int
+
+
+def _vector(value: str, series: int = 1) -> bytes:
+    result = [{"metric": {"pod": f"p{i}"}, "value": [1700000000.0, value]} for i in range(series)]
+    doc = {"status": "success", "data": {"resultType": "vector", "result": result}}
+    return json.dumps(doc).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HostilePrometheus
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        started = time.monotonic()
+        segments = urlsplit(self.path).path.strip("/").split("/")
+        mode = segments[0] if segments else ""
+        sent = 0
+        try:
+            sent = self._answer(mode, segments)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the client gave up: what the operator should do
+        finally:
+            self.server.record(Served(mode, time.monotonic() - started, sent))
+            self.close_connection = True
+
+    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> int:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return len(body)
+
+    def _answer(self, mode: str, segments: list[str]) -> int:
+        stop = self.server.stopping
+        if mode == "value":
+            return self._send(200, _vector(segments[1] if len(segments) > 1 else "1"))
+        if mode == "series":
+            return self._send(200, _vector("1", series=10_000))
+        if mode == "deep":
+            return self._send(200, b"[" * 100_000 + b"]" * 100_000)
+        if mode == "types":
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"value": {}}]},
+            }
+            return self._send(200, json.dumps(body).encode())
+        if mode == "html":
+            return self._send(200, b"<html><body>login</body></html>", "text/html")
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "http://example.invalid/api/v1/query")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return 0
+        if mode == "silent":
+            stop.wait()
+            return 0
+        if mode == "dribble-headers":
+            sent = 0
+            for byte in (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 10**6
+            ):
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                sent += 1
+                if stop.wait(1.0):
+                    break
+            return sent
+        if mode == "dribble":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            sent = 0
+            for byte in _vector("1") * 1000:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                sent += 1
+                if stop.wait(1.0):
+                    break
+            return sent
+        if mode in ("huge", "huge-declared"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if mode == "huge-declared":
+                self.send_header("Content-Length", str(HUGE_BYTES))
+            self.end_headers()
+            head = b'{"status":"success","data":{"resultType":"vector","result":['
+            block = _SAMPLE * (65536 // len(_SAMPLE))
+            self.wfile.write(head)
+            sent = len(head)
+            while sent < HUGE_BYTES and not stop.is_set():
+                self.wfile.write(block)
+                sent += len(block)
+            return sent
+        return self._send(404, b'{"status":"error","errorType":"not_found","error":"mode"}')
+
+
+class HostilePrometheus(ThreadingHTTPServer):
+    """``with HostilePrometheus() as prom: prom.url("dribble")``; stopped on exit."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.stopping = threading.Event()
+        self.served: list[Served] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        port: int = self.server_address[1]
+        return port
+
+    def url(self, mode: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{mode}"
+
+    def record(self, served: Served) -> None:
+        with self._lock:
+            self.served.append(served)
+
+    def requests(self, mode: str) -> list[Served]:
+        with self._lock:
+            return [s for s in self.served if s.mode == mode]
+
+    def __enter__(self) -> HostilePrometheus:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopping.set()
+        self.shutdown()
+        self.server_close()
