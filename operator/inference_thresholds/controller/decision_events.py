@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ..api import Thresholds
-from ..api.crd import NODES_MATCHED, READY, ConditionStatus, InferenceThresholdsStatus
+from ..api.crd import (
+    CONFIGMAP_SYNCED,
+    NODES_MATCHED,
+    READY,
+    ConditionStatus,
+    InferenceThresholdsStatus,
+)
 from ..text import readable_number
 from .configmap import SyncOutcome
 from .events import DecisionEvent
@@ -126,13 +132,21 @@ def _configmap(
 ) -> list[DecisionEvent]:
     if sync is None:
         return []
+    events = []
+    old_synced = previous.condition(CONFIGMAP_SYNCED)
+    if sync.sharing and (old_synced is None or sync.sharing not in old_synced.message):
+        events.append(DecisionEvent("Warning", "ConfigMapNameShared", sync.sharing))
+    return events + _configmap_write(sync, previous)
+
+
+def _configmap_write(sync: SyncOutcome, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:
     if sync.action == "repaired":
         return [DecisionEvent("Warning", "ConfigMapRepaired", sync.message)]
     if sync.action in ("created", "updated"):
         return [DecisionEvent("Normal", "ConfigMapWritten", sync.message)]
     old_ready = previous.condition(READY)
-    if not sync.ok and (old_ready is None or old_ready.reason != sync.reason):
-        return [DecisionEvent("Warning", sync.reason, sync.message)]
+    if not sync.ok and (old_ready is None or old_ready.message != sync.message):
+        return [DecisionEvent("Warning", sync.reason, sync.message)]  # once, not per retry
     return []
 
 

@@ -63,9 +63,12 @@ class CrState:
     # (uid, status) we wrote last: the watch may not have delivered it to the loop's
     # body yet when the next reconcile starts.
     written: tuple[str, InferenceThresholdsStatus] | None = None
-    # (uid, content hash) of the ConfigMap its reconcile is writing or wrote last; set
+    # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
     # before the write, since the watch may deliver the echo before the write returns.
     configmap_content: tuple[str, str] | None = None
+    # The ConfigMap its spec names (from its last valid spec): CRs naming the same one
+    # are told about each other, and that ConfigMap's events wake it.
+    configmap_name: str | None = None
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
@@ -130,6 +133,20 @@ class OperatorState:
             return
         del self.crs[key]
         self.metrics.state.forget(*key)
+        for other in self.claimants(key[0], cr.configmap_name):
+            self.kick(other)  # a CR that could not write it may now, and no longer shares
+
+    def claimants(self, namespace: str, configmap: str | None) -> list[CrKey]:
+        """The CRs of ``namespace`` whose spec names ``configmap``."""
+        if configmap is None:
+            return []
+        return [
+            k for k, cr in self.crs.items() if k[0] == namespace and cr.configmap_name == configmap
+        ]
+
+    def rivals(self, key: CrKey, configmap: str) -> list[str]:
+        """Names of the other CRs of the namespace naming ``configmap``."""
+        return sorted(k[1] for k in self.claimants(key[0], configmap) if k != key)
 
     def kick(self, key: CrKey) -> None:
         cr = self.crs.get(key)

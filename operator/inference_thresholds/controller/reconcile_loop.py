@@ -63,6 +63,7 @@ async def run(
                 cr.trigger.clear()  # changes seen while waiting for a slot are in this pass
                 started = time.monotonic()
                 cr.in_flight = True
+                claimed = cr.configmap_name
                 work = state.running(f"reconcile {key[0]}/{key[1]}", cfg.wedged_seconds)
                 try:
                     with work:
@@ -74,6 +75,7 @@ async def run(
                             policy=state.policy.policy,
                             metrics=state.metrics,
                             post=post,
+                            rivals=lambda cm: state.rivals(key, cm),
                         )
                     failures = 0 if ok else failures + 1
                     last_error = ""
@@ -90,6 +92,12 @@ async def run(
                 finally:
                     cr.in_flight = False
                     cr.failing = failures > 0
+                    if cr.configmap_name != claimed:  # its sharers learn it came or went
+                        for other in {
+                            *state.claimants(key[0], claimed),
+                            *state.claimants(key[0], cr.configmap_name),
+                        } - {key}:
+                            state.kick(other)
                     state.metrics.duration.observe(time.monotonic() - started)
     finally:
         state.forget(key, cr)

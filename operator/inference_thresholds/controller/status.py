@@ -147,7 +147,14 @@ def _conditions(
             feas_c = cond(
                 FEASIBLE, ConditionStatus.TRUE, "ModelFits", "the model fits every selected class"
             )
-    if sync is None or sync.ok:
+    if sync is not None and sync.ok and sync.shared_with:
+        cm_c = cond(
+            CONFIGMAP_SYNCED,
+            ConditionStatus.TRUE,
+            "NameShared",
+            f"ConfigMap {plan.config_map_name} is up to date; {sync.sharing}",
+        )
+    elif sync is None or sync.ok:
         cm_c = cond(
             CONFIGMAP_SYNCED,
             ConditionStatus.TRUE,

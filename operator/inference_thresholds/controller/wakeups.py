@@ -20,11 +20,12 @@ from typing import Any
 from ..api.crd import KIND
 from . import node_reports
 from .configmap import (
-    CONTENT_HASH_ANNOTATION,
     DATA_HASH_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OWNER_LABEL,
+    OWNER_UID_ANNOTATION,
+    controller_of,
     data_hash,
     owner_label_value,
 )
@@ -93,31 +94,46 @@ def resource_changed(
 def configmap_changed(
     state: OperatorState, namespace: str, body: Mapping[str, Any], deleted: bool
 ) -> None:
-    """Someone changed or deleted a generated ConfigMap: let its owner check.
+    """Someone changed or deleted a generated ConfigMap: let the CRs it concerns check.
 
-    The echo of our own write is skipped: checking it would cost every write a second
-    reconcile (a GET and a full plan) for nothing.
+    Those are its owner (by ownerReference) and every CR whose spec names it (a CR that
+    could not write it, or our own ConfigMap whose ownerReference was removed). The echo
+    of our own write is skipped: checking it would cost every write a second reconcile
+    (a GET and a full plan) for nothing.
     """
-    for ref in body.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") != KIND:
-            continue
-        key = (namespace, ref.get("name", ""))
+    meta = body.get("metadata") or {}
+    keys = {
+        (namespace, str(ref.get("name", "")))
+        for ref in meta.get("ownerReferences") or []
+        if isinstance(ref, Mapping) and ref.get("kind") == KIND
+    }
+    keys.update(state.claimants(namespace, str(meta.get("name", ""))))
+    for key in keys:
         cr = state.crs.get(key)
         if cr is None:
             continue
-        if not deleted and _as_written(cr, key, ref.get("uid", ""), body):
+        if not deleted and _as_written(cr, key, body):
             continue
         cr.trigger.set()
 
 
-def _as_written(cr: CrState, key: CrKey, uid: str, body: Mapping[str, Any]) -> bool:
-    """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo)."""
+def _as_written(cr: CrState, key: CrKey, body: Mapping[str, Any]) -> bool:
+    """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo):
+    its data is the data we rendered (not merely consistent with its hash annotation,
+    which anyone can recompute) and our references and labels are in place."""
+    if cr.configmap_content is None:
+        return False
+    uid, written = cr.configmap_content
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
+    ctrl = controller_of(body)
     return (
-        cr.configmap_content == (uid, annotations.get(CONTENT_HASH_ANNOTATION))
-        and annotations.get(DATA_HASH_ANNOTATION) == data_hash(body.get("data") or {})
+        data_hash(body.get("data") or {}) == written
+        and annotations.get(DATA_HASH_ANNOTATION) == written
+        and annotations.get(OWNER_UID_ANNOTATION) == uid
+        and ctrl is not None
+        and ctrl.get("uid") == uid
         and not body.get("binaryData")
         and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
         and labels.get(OWNER_LABEL) == owner_label_value(key[1])

@@ -1,0 +1,186 @@
+"""ConfigMap ownership is the controller ownerReference: foreign ConfigMaps are never written
+(whatever their labels or our status say), conflicts are reported on both CRs, a rename
+deletes the old ConfigMap, and hand edits are repaired even with a recomputed hash.
+
+Regressions for issue 15 cases 5 and 6, against the in-memory API; the same flows run
+against the real apiserver in tests/cluster/test_operator_hostile.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from operator_fakes import MemoryApi
+
+from inference_thresholds.controller.configmap import (
+    DATA_HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
+    OWNER_UID_ANNOTATION,
+    data_hash,
+)
+from inference_thresholds.controller.events import DecisionEvent
+from inference_thresholds.controller.metrics import OperatorMetrics
+from inference_thresholds.controller.node_index import node_record
+from inference_thresholds.controller.operator_state import CrState
+from inference_thresholds.controller.reconcile_pass import reconcile_once
+
+NOW = "2026-01-01T00:00:00Z"
+NODES = {"n": node_record({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "16"}}})}
+CM = "shared-thresholds"
+
+
+def _spec(cm: str = CM) -> dict[str, Any]:
+    return {"model": {"preset": "llama-3.1-8b"}, "configMap": {"name": cm}}
+
+
+class Cr:
+    """One CR's reconciles against a shared in-memory API."""
+
+    def __init__(self, api: MemoryApi, name: str, uid: str) -> None:
+        self.api, self.name, self.uid = api, name, uid
+        self.cr = CrState()
+        self.posted: list[DecisionEvent] = []
+        self.rivals: list[str] = []
+        self.generation = 1
+
+    def run(self, spec: dict[str, Any], *, restarted: bool = False) -> bool:
+        if restarted:
+            self.cr = CrState()  # nothing in memory: the status as stored decides
+        status = self.api.statuses.get(("ns", self.name), {})
+        meta = {"namespace": "ns", "name": self.name, "uid": self.uid}
+        body = {"metadata": {**meta, "generation": self.generation}, "spec": spec, "status": status}
+
+        def post(events: Sequence[DecisionEvent]) -> None:
+            self.posted.extend(events)
+
+        return asyncio.run(
+            reconcile_once(
+                copy.deepcopy(body),
+                self.cr,
+                nodes=NODES,
+                kube=self.api,
+                policy=None,
+                metrics=OperatorMetrics(),
+                post=post,
+                now=lambda: NOW,
+                rivals=lambda _: self.rivals,
+            )
+        )
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        conds = self.api.statuses[("ns", self.name)]["conditions"]
+        found: dict[str, Any] = next(c for c in conds if c["type"] == type_)
+        return found
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.posted]
+
+
+def test_a_foreign_configmap_with_our_labels_is_never_written() -> None:
+    api = MemoryApi()
+    foreign = {
+        "metadata": {
+            "name": CM,
+            "namespace": "ns",
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: "a"},
+        },
+        "data": {"user-key": "keep me"},
+    }
+    api.create_configmap("ns", foreign)
+    a = Cr(api, "a", "uid-a")
+    assert a.run(_spec()) is False
+    assert api.configmaps[("ns", CM)]["data"] == {"user-key": "keep me"}
+    assert a.condition("ConfigMapSynced")["reason"] == "ConfigMapConflict"
+    assert "no controller ownerReference" in a.condition("Ready")["message"]
+    # Even a status that claims it (as after an earlier write) is no proof.
+    assert a.run(_spec(), restarted=True) is False
+    assert api.configmaps[("ns", CM)]["data"] == {"user-key": "keep me"}
+    assert a.reasons().count("ConfigMapConflict") == 1
+
+
+def test_two_crs_naming_one_configmap_both_say_so_and_nothing_flips() -> None:
+    api = MemoryApi()
+    a, b = Cr(api, "a", "uid-a"), Cr(api, "b", "uid-b")
+    b.generation = 2  # a different spec: its document differs from a's
+    spec_b = {**_spec(), "context": {"environment": "development"}}
+    assert a.run(_spec()) is True
+    written = copy.deepcopy(api.configmaps[("ns", CM)])
+    a.rivals, b.rivals = ["b"], ["a"]
+    assert b.run(spec_b) is False
+    assert "controlled by InferenceThresholds a" in b.condition("Ready")["message"]
+    assert b.condition("ConfigMapSynced")["status"] == "False"
+    assert a.run(_spec()) is True
+    assert a.condition("Ready")["status"] == "True"
+    synced = a.condition("ConfigMapSynced")
+    assert (
+        synced["reason"] == "NameShared"
+        and "InferenceThresholds b also names it" in (synced["message"])
+    )
+    assert a.reasons().count("ConfigMapNameShared") == 1 and "ConfigMapConflict" in b.reasons()
+    # Restarts in any order, b's status naming the ConfigMap from a former life: no flip.
+    api.statuses[("ns", "b")]["configMapRef"] = {"name": CM, "contentHash": "old"}
+    for cr, spec in ((b, spec_b), (a, _spec()), (b, spec_b)):
+        cr.run(spec, restarted=True)
+    assert api.configmaps[("ns", CM)]["data"] == written["data"]
+    assert a.reasons().count("ConfigMapNameShared") == 1  # not re-posted per pass
+
+
+def test_an_owner_reference_removed_by_hand_is_restored() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.run(_spec())
+    api.configmaps[("ns", CM)]["metadata"]["ownerReferences"] = []
+    assert a.run(_spec()) is True
+    refs = api.configmaps[("ns", CM)]["metadata"]["ownerReferences"]
+    assert [(r["uid"], r["controller"]) for r in refs] == [("uid-a", True)]
+    assert "lost its ownerReference" in next(
+        e.message for e in a.posted if e.reason == "ConfigMapRepaired"
+    )
+
+
+def test_a_hand_edit_with_a_recomputed_hash_is_repaired() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.run(_spec())
+    cm = api.configmaps[("ns", CM)]
+    good = dict(cm["data"])
+    cm["data"]["BITNET_MIN_TOKENS_PER_SECOND"] = "0.001"
+    cm["metadata"]["annotations"][DATA_HASH_ANNOTATION] = data_hash(cm["data"])
+    a.posted.clear()
+    assert a.run(_spec()) is True
+    assert api.configmaps[("ns", CM)]["data"] == good
+    assert a.reasons() == ["ConfigMapRepaired"]
+
+
+def test_a_configmap_from_before_the_owner_uid_annotation_is_updated_not_repaired() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.run(_spec())
+    del api.configmaps[("ns", CM)]["metadata"]["annotations"][OWNER_UID_ANNOTATION]
+    a.posted.clear()
+    assert a.run(_spec()) is True
+    assert a.reasons() == ["ConfigMapWritten"]
+
+
+def test_a_rename_deletes_the_old_configmap_and_only_its_own() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.run(_spec("first"))
+    a.generation = 2
+    assert a.run(_spec("second")) is True
+    assert ("ns", "first") not in api.configmaps and ("ns", "second") in api.configmaps
+    assert "deleted ConfigMap first" in next(
+        e.message for e in a.posted if e.reason == "ConfigMapDeleted"
+    )
+    # Renamed again, while someone else took over the old name meanwhile: left alone.
+    api.configmaps[("ns", "second")]["metadata"]["ownerReferences"] = [
+        {"kind": "InferenceThresholds", "name": "z", "uid": "uid-z", "controller": True}
+    ]
+    a.generation = 3
+    assert a.run(_spec("third")) is True
+    assert ("ns", "second") in api.configmaps
