@@ -184,3 +184,29 @@ def test_a_rename_deletes_the_old_configmap_and_only_its_own() -> None:
     a.generation = 3
     assert a.run(_spec("third")) is True
     assert ("ns", "second") in api.configmaps
+
+
+def test_contradicting_overrides_are_a_condition_and_one_event() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    spec = {**_spec(), "overrides": {"maxLatencyMs": 100, "maxTimeToFirstTokenMs": 500}}
+    assert a.run(spec) is True
+    warning = a.condition("SpecWarnings")
+    assert warning["reason"] == "ContradictoryValues" and "maxLatencyMs (100)" in warning["message"]
+    assert "1 spec warning(s)" in a.condition("Ready")["message"]
+    assert a.run(spec, restarted=True) is True
+    assert a.reasons().count("SpecWarning") == 1
+    assert a.run(_spec()) is True  # fixed: the condition goes away
+    assert "SpecWarnings" not in {c["type"] for c in api.statuses[("ns", "a")]["conditions"]}
+
+
+def test_an_invalid_spec_with_a_huge_value_is_reported_once_across_restarts() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    spec = {"model": {"preset": "p" * 1_000_000}}  # an older CRD let it through
+    a.run(spec)
+    assert a.condition("Ready")["reason"] == "InvalidSpec"
+    assert len(a.condition("Ready")["message"]) < 4000
+    for _ in range(2):
+        a.run(spec, restarted=True)
+    assert a.reasons().count("InvalidSpec") == 1

@@ -7,6 +7,16 @@ from enum import StrEnum
 from pydantic import Field
 
 from .base import WireModel
+from .hardware import CORES_MAX, MEMORY_MAX_MIB
+
+# Physical bounds of thresholds (overrides and adaptation bounds): a value beyond these is
+# not a threshold any deployment can meet or miss, and renders as a 300-digit env value.
+TOKENS_PER_SECOND_MAX = 100_000.0
+"""Per sequence: the fastest published single-stream decode is ~2,500 tok/s."""
+MILLISECONDS_MAX = 86_400_000.0
+"""One day: a first token or a request slower than that is not a latency."""
+SPEEDUP_MAX = 1_000.0
+"""bitnet.cpp reports up to 6.17x over FP16 llama.cpp."""
 
 
 class Environment(StrEnum):
@@ -46,8 +56,12 @@ class Workload(WireModel):
 
 
 class Constraints(WireModel):
-    cpu_cores: float | None = Field(None, gt=0, description="CPU cores the pod may use (limit).")
-    memory_mib: int | None = Field(None, ge=1, description="Memory the pod may use (limit), MiB.")
+    cpu_cores: float | None = Field(
+        None, ge=0.001, le=CORES_MAX, description="CPU cores the pod may use (limit)."
+    )
+    memory_mib: int | None = Field(
+        None, ge=1, le=MEMORY_MAX_MIB, description="Memory the pod may use (limit), MiB."
+    )
     gpus: int | None = Field(
         None, ge=1, le=64, description="GPUs the pod uses (default: fewest that hold the model)."
     )
@@ -56,14 +70,20 @@ class Constraints(WireModel):
 class Overrides(WireModel):
     """Explicit thresholds: they win over everything and are recorded as overrides."""
 
-    min_tokens_per_second: float | None = Field(None, gt=0, description="Minimum decode tokens/s.")
-    max_time_to_first_token_ms: float | None = Field(
-        None, gt=0, description="Maximum time to first token, ms."
+    min_tokens_per_second: float | None = Field(
+        None, gt=0, le=TOKENS_PER_SECOND_MAX, description="Minimum decode tokens/s."
     )
-    max_latency_ms: float | None = Field(None, gt=0, description="Maximum request latency, ms.")
-    max_memory_usage_mb: float | None = Field(None, gt=0, description="Maximum memory, MiB.")
+    max_time_to_first_token_ms: float | None = Field(
+        None, gt=0, le=MILLISECONDS_MAX, description="Maximum time to first token, ms."
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, le=MILLISECONDS_MAX, description="Maximum request latency, ms."
+    )
+    max_memory_usage_mb: float | None = Field(
+        None, gt=0, le=MEMORY_MAX_MIB, description="Maximum memory, MiB."
+    )
     min_speedup_factor: float | None = Field(
-        None, gt=0, description="Minimum speedup over the FP16 llama.cpp baseline."
+        None, gt=0, le=SPEEDUP_MAX, description="Minimum speedup over the FP16 llama.cpp baseline."
     )
 
 

@@ -7,6 +7,7 @@ from ..api.crd import (
     CONFIGMAP_SYNCED,
     NODES_MATCHED,
     READY,
+    SPEC_WARNINGS,
     ConditionStatus,
     InferenceThresholdsStatus,
 )
@@ -27,6 +28,7 @@ def decision_events(
         return _invalid_spec(plan, previous)
     events = [
         *_overrides(plan, previous),
+        *_warnings(plan, previous),
         *_classes(plan, previous),
         *_thresholds(plan, previous),
         *_configmap(sync, previous),
@@ -66,6 +68,15 @@ def _overrides(plan: Plan, previous: InferenceThresholdsStatus) -> list[Decision
         else ""
     )
     return [DecisionEvent("Normal", "OverrideApplied", f"explicit thresholds: {where}{note}")]
+
+
+def _warnings(plan: Plan, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:
+    """Contradicting values in the spec: once per change of what they are."""
+    old = previous.condition(SPEC_WARNINGS)
+    text = plan.warnings_text
+    if text and (old is None or old.message != text):
+        return [DecisionEvent("Warning", "SpecWarning", text)]
+    return []
 
 
 def _classes(plan: Plan, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:

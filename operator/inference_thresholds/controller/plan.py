@@ -29,12 +29,16 @@ from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsSpec
 from ..api.errors import validation_message
 from ..api.thresholds_document import ClassEntry, ThresholdsDocument
+from ..bounds import clip
 from .classes import summary
 from .node_index import NodeRecord, Selection
 from .plan_adaptation import PlanAdaptation, adapt_effective
 from .selector import matches
 
 ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
+# An invalid spec's message lands in the Ready condition (and is compared with it to post
+# InvalidSpec once): bounded, whatever text the spec carried.
+INVALID_MESSAGE_LIMIT = 2000
 ResolveFn = Callable[[ModelSpec], Any]
 
 
@@ -77,6 +81,11 @@ class Plan:
     adaptation: PlanAdaptation = field(default_factory=lambda: PlanAdaptation.kept(None))
     document: ThresholdsDocument | None = None
     config_map_name: str | None = None
+    warnings: list[str] = field(default_factory=list)  # contradictions in a valid spec
+
+    @property
+    def warnings_text(self) -> str:
+        return "; ".join(self.warnings)
 
     @property
     def nodes_matched(self) -> int:
@@ -106,6 +115,7 @@ def make_plan(
     if spec is None:
         return plan
     plan.spec = spec
+    plan.warnings = spec.warnings()
     groups = _select(plan, spec, nodes)
     _compute_classes(plan, spec, groups, compute, policy)
     if plan.invalid is not None:
@@ -131,14 +141,15 @@ def _valid_spec(
     try:
         spec = InferenceThresholdsSpec.model_validate(dict(raw_spec))
     except ValidationError as exc:
-        plan.invalid = validation_message(exc, "spec")
+        plan.invalid = clip(validation_message(exc, "spec"), INVALID_MESSAGE_LIMIT)
         return None
     if resolve is not None:
         try:
             resolve(spec.model)
         except ValueError as exc:  # unknown preset and friends: the user's input
             text = str(exc)
-            plan.invalid = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
+            text = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
+            plan.invalid = clip(text, INVALID_MESSAGE_LIMIT)
             return None
     return spec
 
@@ -179,7 +190,7 @@ def _compute_classes(
     plan.classes.sort(key=lambda c: c.name)
     # The same input error on every class is the spec's fault, not the hardware's.
     if plan.classes and len(errors) == len(plan.classes) and len(set(errors)) == 1:
-        plan.invalid = errors[0]
+        plan.invalid = clip(errors[0], INVALID_MESSAGE_LIMIT)
 
 
 def _pick_effective(classes: list[ClassResult]) -> ClassResult | None:

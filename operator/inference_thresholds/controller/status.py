@@ -13,6 +13,7 @@ from ..api.crd import (
     FEASIBLE,
     NODES_MATCHED,
     READY,
+    SPEC_WARNINGS,
     ClassStatus,
     Condition,
     ConditionStatus,
@@ -172,13 +173,19 @@ def _conditions(
         ready = cond(READY, ConditionStatus.FALSE, "ModelDoesNotFit", feas_c.message)
     else:
         extra = f"; {len(infeasible)} class(es) infeasible, see Feasible" if infeasible else ""
+        extra += (
+            f"; {len(plan.warnings)} spec warning(s), see SpecWarnings" if plan.warnings else ""
+        )
         ready = cond(
             READY,
             ConditionStatus.TRUE,
             "Reconciled",
             f"thresholds for {n} node(s) written to ConfigMap {plan.config_map_name}{extra}",
         )
-    return [ready, feas_c, nodes_c, cm_c]
+    if not plan.warnings:
+        return [ready, feas_c, nodes_c, cm_c]
+    warn_c = cond(SPEC_WARNINGS, ConditionStatus.TRUE, "ContradictoryValues", plan.warnings_text)
+    return [ready, feas_c, nodes_c, cm_c, warn_c]
 
 
 def _class_statuses(plan: Plan) -> list[ClassStatus]:
