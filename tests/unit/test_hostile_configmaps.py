@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from operator_fakes import MemoryApi
 
+from inference_thresholds.controller import plan as plan_module
 from inference_thresholds.controller.configmap import (
     DATA_HASH_ANNOTATION,
     MANAGED_BY,
@@ -47,6 +50,7 @@ class Cr:
         self.posted: list[DecisionEvent] = []
         self.rivals: list[str] = []
         self.generation = 1
+        self.nodes = NODES
 
     def run(self, spec: dict[str, Any], *, restarted: bool = False) -> bool:
         if restarted:
@@ -62,7 +66,7 @@ class Cr:
             reconcile_once(
                 copy.deepcopy(body),
                 self.cr,
-                nodes=NODES,
+                nodes=self.nodes,
                 kube=self.api,
                 policy=None,
                 metrics=OperatorMetrics(),
@@ -210,3 +214,46 @@ def test_an_invalid_spec_with_a_huge_value_is_reported_once_across_restarts() ->
     for _ in range(2):
         a.run(spec, restarted=True)
     assert a.reasons().count("InvalidSpec") == 1
+
+
+def _many_nodes(count: int) -> dict[str, Any]:
+    # Distinct core counts: one hardware class per node (as hostile agents could make).
+    return {
+        f"n{i}": node_record(
+            {"metadata": {"name": f"n{i}"}, "status": {"capacity": {"cpu": str(i + 1)}}}
+        )
+        for i in range(count)
+    }
+
+
+def test_many_classes_keep_status_and_configmap_within_what_the_apiserver_takes() -> None:
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.nodes = _many_nodes(600)
+    assert a.run(_spec()) is True
+    status = api.statuses[("ns", "a")]
+    assert len(status["classes"]) == 50
+    assert status["effectiveClass"] in {c["name"] for c in status["classes"]}
+    assert "status.classes lists 50" in a.condition("NodesMatched")["message"]
+    assert len(json.dumps(status)) < 200_000
+    cm = api.configmaps[("ns", CM)]
+    assert sum(len(v) for v in cm["data"].values()) < 1_000_000
+    doc = json.loads(cm["data"]["thresholds.json"])
+    assert len(doc["nodes"]) == 600 and len(doc["classes"]) == 600
+    assert doc["classes"][status["effectiveClass"]]["decisions"][0].startswith("hardware.")
+    others = [c for name, c in doc["classes"].items() if name != status["effectiveClass"]]
+    assert all(c["decisions"][0].startswith("decisions omitted") for c in others)
+
+
+def test_a_document_no_configmap_can_hold_is_reported_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(plan_module, "DOCUMENT_BUDGET", 5_000)
+    api = MemoryApi()
+    a = Cr(api, "a", "uid-a")
+    a.nodes = _many_nodes(20)
+    assert a.run(_spec()) is False
+    assert ("ns", CM) not in api.configmaps
+    ready = a.condition("Ready")
+    assert ready["reason"] == "ConfigMapTooLarge" and "20 hardware classes" in ready["message"]
+    assert a.reasons().count("ConfigMapTooLarge") == 1

@@ -25,7 +25,12 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api.crd import API_VERSION, GROUP, KIND
 from ..api.node_contract import valid_label_value
-from ..api.thresholds_document import DOCUMENT_KEY, ThresholdsDocument, env_variables
+from ..api.thresholds_document import (
+    DOCUMENT_KEY,
+    ThresholdsDocument,
+    document_text,
+    env_variables,
+)
 from ..text import decimal_text
 from .kube import ConfigMapApi, Json
 
@@ -39,7 +44,8 @@ OWNER_UID_ANNOTATION = f"{GROUP}/owner-uid"
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    """What writing the ConfigMap did: created, updated, repaired, unchanged, conflict, failed."""
+    """What writing the ConfigMap did: created, updated, repaired, unchanged, conflict,
+    too-large (not written: more than a ConfigMap holds), failed."""
 
     action: str
     message: str = ""
@@ -65,7 +71,9 @@ class SyncOutcome:
     @property
     def reason(self) -> str:
         """The condition/Event reason of a failed write."""
-        return "ConfigMapConflict" if self.action == "conflict" else "ConfigMapWriteFailed"
+        return {"conflict": "ConfigMapConflict", "too-large": "ConfigMapTooLarge"}.get(
+            self.action, "ConfigMapWriteFailed"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ def env_value(value: float) -> str:
 
 
 def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
-    data = {DOCUMENT_KEY: json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"}
+    data = {DOCUMENT_KEY: document_text(doc)}
     for field_name, variable in env_variables(env_prefix).items():
         value = getattr(doc.effective, field_name)
         if value is not None:

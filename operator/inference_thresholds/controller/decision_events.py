@@ -83,7 +83,7 @@ def _classes(plan: Plan, previous: InferenceThresholdsStatus) -> list[DecisionEv
     """Classes found, no node selected, classes the model does not fit: when that changed."""
     events = []
     old_classes = {(c.name, c.node_count) for c in previous.classes}
-    new_classes = {(c.name, len(c.nodes)) for c in plan.classes}
+    new_classes = {(c.name, len(c.nodes)) for c in plan.listed_classes}
     if plan.classes and new_classes != old_classes:
         parts = [
             f"{c.name} x{len(c.nodes)} [{c.record.hardware.source}] {c.summary}"

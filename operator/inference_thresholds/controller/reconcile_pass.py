@@ -140,6 +140,8 @@ async def _write_configmap(
     """The ConfigMap the plan describes; None when the plan writes none (invalid spec)."""
     if plan.invalid is not None or plan.document is None or plan.spec is None:
         return None
+    if plan.oversized is not None:
+        return SyncOutcome("too-large", plan.oversized)
     desired = desired_configmap(
         plan.document,
         name=plan.config_map_name or "",

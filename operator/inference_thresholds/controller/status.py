@@ -129,11 +129,18 @@ def _conditions(
         )
         feas_c = cond(FEASIBLE, ConditionStatus.UNKNOWN, "NoMatchingNodes", "no nodes to check")
     else:
+        listed = len(plan.listed_classes)
+        more = (
+            f"; status.classes lists {listed} (the effective and infeasible first), the "
+            "ConfigMap all"
+            if listed < len(plan.classes)
+            else ""
+        )
         nodes_c = cond(
             NODES_MATCHED,
             ConditionStatus.TRUE,
             "NodesSelected",
-            f"{n} node(s) in {len(plan.classes)} hardware class(es)",
+            f"{n} node(s) in {len(plan.classes)} hardware class(es){more}",
         )
         if infeasible:
             why = "; ".join(f"{c.name} ({len(c.nodes)} node(s)): {c.reason()}" for c in infeasible)
@@ -189,6 +196,7 @@ def _conditions(
 
 
 def _class_statuses(plan: Plan) -> list[ClassStatus]:
+    # At most STATUS_CLASSES_MAX: NodesMatched says how many there are.
     return [
         ClassStatus(
             name=c.name,
@@ -200,7 +208,7 @@ def _class_statuses(plan: Plan) -> list[ClassStatus]:
             thresholds=c.result.thresholds if c.result and c.feasible else Thresholds(),
             expected=c.result.expected if c.result else Expected(),
         )
-        for c in plan.classes
+        for c in plan.listed_classes
     ]
 
 
