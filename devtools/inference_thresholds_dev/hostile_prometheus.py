@@ -52,6 +52,7 @@ def _vector(value: str, series: int = 1) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: HostilePrometheus
     protocol_version = "HTTP/1.1"
+    sent = 0  # bytes written to the client so far
 
     def log_message(self, *args: object) -> None:
         pass
@@ -60,86 +61,75 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         segments = urlsplit(self.path).path.strip("/").split("/")
         mode = segments[0] if segments else ""
-        sent = 0
+        self.sent = 0
         try:
-            sent = self._answer(mode, segments)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass  # the client gave up: what the operator should do
+            self._answer(mode, segments)
+        except OSError:
+            pass  # the client gave up (broken pipe, reset): what the operator should do
         finally:
-            self.server.record(Served(mode, time.monotonic() - started, sent))
+            self.server.record(Served(mode, time.monotonic() - started, self.sent))
             self.close_connection = True
 
-    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> int:
+    def _write(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.sent += len(data)
+
+    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
-        return len(body)
+        self._write(body)
 
-    def _answer(self, mode: str, segments: list[str]) -> int:
-        stop = self.server.stopping
+    def _dribble(self, data: bytes) -> None:
+        """One byte a second until the client goes away (or the server stops)."""
+        for byte in data:
+            self._write(bytes([byte]))
+            self.wfile.flush()
+            if self.server.stopping.wait(1.0):
+                return
+
+    def _answer(self, mode: str, segments: list[str]) -> None:
         if mode == "value":
-            return self._send(200, _vector(segments[1] if len(segments) > 1 else "1"))
-        if mode == "series":
-            return self._send(200, _vector("1", series=10_000))
-        if mode == "deep":
-            return self._send(200, b"[" * 100_000 + b"]" * 100_000)
-        if mode == "types":
-            body = {
-                "status": "success",
-                "data": {"resultType": "vector", "result": [{"value": {}}]},
-            }
-            return self._send(200, json.dumps(body).encode())
-        if mode == "html":
-            return self._send(200, b"<html><body>login</body></html>", "text/html")
-        if mode == "redirect":
+            self._send(200, _vector(segments[1] if len(segments) > 1 else "1"))
+        elif mode == "series":
+            self._send(200, _vector("1", series=10_000))
+        elif mode == "deep":
+            self._send(200, b"[" * 100_000 + b"]" * 100_000)
+        elif mode == "types":
+            result: list[dict[str, Any]] = [{"value": {}}]  # a value must be [time, "v"]
+            body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+            self._send(200, json.dumps(body).encode())
+        elif mode == "html":
+            self._send(200, b"<html><body>login</body></html>", "text/html")
+        elif mode == "redirect":
             self.send_response(302)
             self.send_header("Location", "http://example.invalid/api/v1/query")
             self.send_header("Content-Length", "0")
             self.end_headers()
-            return 0
-        if mode == "silent":
-            stop.wait()
-            return 0
-        if mode == "dribble-headers":
-            sent = 0
-            for byte in (
+        elif mode == "silent":
+            self.server.stopping.wait()
+        elif mode == "dribble-headers":
+            self._dribble(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 10**6
-            ):
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                sent += 1
-                if stop.wait(1.0):
-                    break
-            return sent
-        if mode == "dribble":
+            )
+        elif mode == "dribble":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            sent = 0
-            for byte in _vector("1") * 1000:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                sent += 1
-                if stop.wait(1.0):
-                    break
-            return sent
-        if mode in ("huge", "huge-declared"):
+            self._dribble(_vector("1") * 1000)
+        elif mode in ("huge", "huge-declared"):
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             if mode == "huge-declared":
                 self.send_header("Content-Length", str(HUGE_BYTES))
             self.end_headers()
-            head = b'{"status":"success","data":{"resultType":"vector","result":['
+            self._write(b'{"status":"success","data":{"resultType":"vector","result":[')
             block = _SAMPLE * (65536 // len(_SAMPLE))
-            self.wfile.write(head)
-            sent = len(head)
-            while sent < HUGE_BYTES and not stop.is_set():
-                self.wfile.write(block)
-                sent += len(block)
-            return sent
-        return self._send(404, b'{"status":"error","errorType":"not_found","error":"mode"}')
+            while self.sent < HUGE_BYTES and not self.server.stopping.is_set():
+                self._write(block)
+        else:
+            self._send(404, b'{"status":"error","errorType":"not_found","error":"mode"}')
 
 
 class HostilePrometheus(ThreadingHTTPServer):
