@@ -57,6 +57,7 @@ def benchmarks(quick: bool) -> list[tuple[str, list[str], bool]]:
         ("Engine backtest (calibration set)", ["benchmarks/engine_backtest.py"], False),
         ("Node agent footprint", ["benchmarks/agent_footprint.py"], False),
         ("Operator at scale", ["benchmarks/operator_scale.py", *scale], True),
+        ("Hostile Prometheus", ["benchmarks/hostile_inputs.py"], True),
     ]
 
 

@@ -1,5 +1,6 @@
 """Hostile samples never reach the learned state: out-of-range values are errors (thresholds
-held, Adapted=False), and no sequence of bounded samples overflows the state.
+held, Adapted=False), and no sequence of bounded samples overflows the state. Hostile
+credentials are errors that never echo the secret.
 
 Regression for issue 15 case 4: a 1e308 sample overflowed the learned state to NaN, after
 which every status patch failed; negative samples were learned and tightened thresholds.
@@ -7,6 +8,7 @@ which every status patch failed; negative samples were learned and tightened thr
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 
@@ -23,6 +25,7 @@ from inference_thresholds.adaptation.state import (
 )
 from inference_thresholds.api import Expected, Thresholds
 from inference_thresholds.api.adaptation import AdaptationSpec, AdaptationStatus, SignalState
+from inference_thresholds.controller.adaptation_loop import observe
 
 T0 = 1_800_000_000.0
 EXPECTED = Expected(decode_tokens_per_second=100.0, time_to_first_token_ms=200.0)
@@ -104,3 +107,39 @@ def test_any_sequence_of_admitted_samples_keeps_the_state_finite(
     _wire_is_finite(state)
     state, _ = rebase(state, SPEC, basis_from(EXPECTED, COMPUTED))
     _wire_is_finite(state)
+
+
+class _Secrets:
+    """Kube.request stand-in serving one Secret."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def request(self, method: str, path: str) -> dict[str, object]:
+        return {"data": {"token": base64.b64encode(self.value).decode()}}
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (b"\xff\xfe\x00binary", "is not UTF-8 text"),
+        (b"abc\r\nX-Injected: yes", "cannot carry"),
+        (b"t" * 100_000, "longer than 65536 bytes"),
+    ],
+)
+def test_a_hostile_secret_is_a_credentials_error_that_never_echoes_it(
+    value: bytes, needle: str
+) -> None:
+    spec = AdaptationSpec.model_validate(
+        {
+            "enabled": True,
+            "prometheus": {
+                "url": "http://127.0.0.1:9",
+                "bearerTokenSecretRef": {"name": "prom", "key": "token"},
+            },
+        }
+    )
+    obs = observe(_Secrets(value), "ns", spec)  # type: ignore[arg-type]
+    assert obs.error is not None and obs.error.reason == "PrometheusCredentialsMissing"
+    assert needle in str(obs.error)
+    assert "X-Injected" not in str(obs.error) and "ttttt" not in str(obs.error)

@@ -144,8 +144,10 @@ class PrometheusClient:
                     f"{self.url}: no complete answer within {self.timeout:g}s "
                     "(adaptation.prometheus.timeout, for the whole request)"
                 ) from None
-            why = getattr(exc, "reason", None) or exc
-            raise PrometheusUnreachable(f"{self.url}: {clip(str(why), 300)}") from None
+            why = str(getattr(exc, "reason", None) or exc)
+            if self.bearer_token:  # some messages quote what was sent
+                why = why.replace(self.bearer_token, "<token>")
+            raise PrometheusUnreachable(f"{self.url}: {clip(why, 300)}") from None
 
     def query_value(self, promql: str, at: float | None = None) -> float | None:
         """One number, or None when there is no data (empty vector or NaN: no traffic)."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -41,8 +43,15 @@ class CredentialsError(PrometheusError):
     reason = "PrometheusCredentialsMissing"
 
 
-def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> str:
+# A bearer token is a JWT or similar (a few KiB); a CA bundle holds a few certificates.
+_SECRET_MAX_BYTES = {"token": 64 * 1024, "ca": 1 << 20}
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what an Authorization header carries
+
+
+def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str, kind: str) -> str:
+    """The Secret's value as text, bounded; never echoed in an error (it is a secret)."""
     path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(ref.name)}"
+    where = f"{what}: Secret {namespace}/{ref.name} key {ref.key!r}"
     try:
         secret = kube.request("GET", path)
     except ApiException as exc:
@@ -52,7 +61,15 @@ def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> s
     raw = (secret.get("data") or {}).get(ref.key)
     if raw is None:
         raise CredentialsError(f"{what}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
-    return base64.b64decode(raw).decode().strip()
+    try:
+        value = base64.b64decode(str(raw), validate=True).decode().strip()
+    except (ValueError, binascii.Error):
+        raise CredentialsError(f"{where} is not UTF-8 text") from None
+    if len(value) > _SECRET_MAX_BYTES[kind]:
+        raise CredentialsError(f"{where} is longer than {_SECRET_MAX_BYTES[kind]} bytes")
+    if kind == "token" and not _TOKEN.fullmatch(value):
+        raise CredentialsError(f"{where} holds characters a bearer token cannot carry")
+    return value
 
 
 def make_client(kube: Kube, namespace: str, spec: AdaptationSpec) -> PrometheusClient:
@@ -61,10 +78,16 @@ def make_client(kube: Kube, namespace: str, spec: AdaptationSpec) -> PrometheusC
     token = ca = None
     if prom.bearer_token_secret_ref is not None:
         token = _secret_value(
-            kube, namespace, prom.bearer_token_secret_ref, "prometheus.bearerTokenSecretRef"
+            kube,
+            namespace,
+            prom.bearer_token_secret_ref,
+            "prometheus.bearerTokenSecretRef",
+            "token",
         )
     if prom.tls.ca_secret_ref is not None:
-        ca = _secret_value(kube, namespace, prom.tls.ca_secret_ref, "prometheus.tls.caSecretRef")
+        ca = _secret_value(
+            kube, namespace, prom.tls.ca_secret_ref, "prometheus.tls.caSecretRef", "ca"
+        )
     return PrometheusClient(
         prom.url,
         bearer_token=token,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -194,6 +195,10 @@ async def _write_status(
     wire = status.wire()
     if wire == stored:
         return True
+    try:
+        json.dumps(wire, allow_nan=False)
+    except ValueError:  # the apiserver would refuse it (400) on every pass
+        raise ValueError("status holds a non-finite number; not written") from None
     try:
         await asyncio.to_thread(kube.patch_status, GROUP, VERSION, PLURAL, namespace, name, wire)
     except ApiException as exc:
