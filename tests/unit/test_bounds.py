@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference_thresholds.bounds import (
@@ -53,6 +53,7 @@ def test_valid_json_within_limits_loads() -> None:
     assert _load('{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),
@@ -71,6 +72,7 @@ def test_depth_matches_the_structure(value: object) -> None:
     assert json_depth(json.dumps(value), 1000) == depth(value)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=3000), st.integers(min_value=0, max_value=400))
 def test_clip_never_exceeds_the_limit_and_says_what_was_cut(text: str, limit: int) -> None:
     out = clip(text, limit)

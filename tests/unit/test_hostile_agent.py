@@ -100,7 +100,7 @@ def test_cgroup_numbers_longer_than_a_counter_are_not_numbers(tmp_path: Path) ->
     assert limits.memory_limit_bytes is None and limits.quota_cores is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet="0123456789,- \nx", max_size=60))
 def test_any_cpu_list_parses_to_real_cpu_numbers_or_none(text: str) -> None:
     cpus = parse_cpu_list(text)
@@ -108,7 +108,9 @@ def test_any_cpu_list_parses_to_real_cpu_numbers_or_none(text: str) -> None:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.text(max_size=400), st.binary(max_size=64))
 def test_any_cpuinfo_reads_without_raising(tmp_path_factory: Any, text: str, raw: bytes) -> None:

@@ -129,7 +129,11 @@ gfd_labels = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(
     annotation=st.none() | annotations,
     capacity=st.dictionaries(st.sampled_from(["cpu", "memory", "nvidia.com/gpu"]), quantities),
@@ -186,7 +190,7 @@ extreme_profiles = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(extreme_profiles)
 def test_profiles_at_the_bounds_give_finite_thresholds(profile: dict[str, Any]) -> None:
     """The bounds are physical: any profile within them yields numbers an env value holds."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference_thresholds.adaptation import prometheus
@@ -139,7 +139,11 @@ answers = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.one_of(answers.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
 def test_the_parser_only_ever_raises_prometheus_errors(body: bytes) -> None:
     try:

@@ -13,7 +13,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference_thresholds.adaptation.state import (
@@ -83,7 +83,7 @@ def test_a_stored_state_holding_junk_is_discarded_on_rebase() -> None:
     _wire_is_finite(state)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
