@@ -28,8 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "cluster"))
 
 from operator_harness import Cluster, OperatorProcess, install_crd  # noqa: E402
+from operator_scale import cluster as control_plane  # noqa: E402
 
-from inference_thresholds.devcluster.access import ClusterAccess  # noqa: E402
 from inference_thresholds_dev.hostile_prometheus import HostilePrometheus  # noqa: E402
 
 POOL = "test.inference.dev/pool"
@@ -47,22 +46,6 @@ CHART_MEMORY_LIMIT_MIB = 384
 
 def log(message: str) -> None:
     print(f"[hostile] {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def control_plane(kubeconfig: str | None, workdir: Path) -> Iterator[ClusterAccess]:
-    if kubeconfig:
-        yield ClusterAccess(Path(kubeconfig), local=False)
-        return
-    from inference_thresholds.devcluster.binaries import locate
-    from inference_thresholds.devcluster.cluster import LocalCluster
-
-    local = LocalCluster(workdir / "controlplane", locate())
-    local.start()
-    try:
-        yield ClusterAccess(local.kubeconfig, local=True)
-    finally:
-        local.stop(remove_state=True)
 
 
 def until(check: Callable[[], Any], cap: float) -> float | None:

@@ -35,6 +35,17 @@ def _node(
     }
 
 
+def _thresholds_fit_env_values(profile: HardwareProfile) -> None:
+    """The engine turns the profile into finite thresholds (or says why it cannot)."""
+    try:
+        result = engine.compute(profile, LLAMA, DeploymentContext(), None)
+    except ValueError:
+        return
+    for value in result.thresholds.wire().values():
+        assert isinstance(value, float | int) and math.isfinite(value)
+        assert len(env_value(value)) <= 20, value
+
+
 def test_deeply_nested_profile_falls_back_and_is_named() -> None:
     record = node_record(_node({PROFILE_ANNOTATION: "[" * 60_000}))
     assert record.hardware.source == "capacity"
@@ -149,14 +160,7 @@ def test_any_node_reads_without_raising_and_within_bounds(
     HardwareProfile.model_validate(record.hardware.profile.wire())
     assert len(record.class_name) <= 63
     assert all(len(note) <= 600 for note in record.hardware.notes)
-    # And the engine turns it into finite thresholds (or says why it cannot).
-    try:
-        result = engine.compute(record.hardware.profile, LLAMA, DeploymentContext(), None)
-    except ValueError:
-        return
-    for value in result.thresholds.wire().values():
-        assert isinstance(value, float | int) and math.isfinite(value)
-        assert len(env_value(value)) <= 20, value
+    _thresholds_fit_env_values(record.hardware.profile)
 
 
 def _within(low: float, high: float) -> st.SearchStrategy[float | None]:
@@ -196,10 +200,4 @@ def test_profiles_at_the_bounds_give_finite_thresholds(profile: dict[str, Any]) 
     """The bounds are physical: any profile within them yields numbers an env value holds."""
     record = node_record(_node({PROFILE_ANNOTATION: json.dumps(profile)}))
     assert record.hardware.source == "agent", record.hardware.rejected
-    try:
-        result = engine.compute(record.hardware.profile, LLAMA, DeploymentContext(), None)
-    except ValueError:
-        return
-    for value in result.thresholds.wire().values():
-        assert isinstance(value, float | int) and math.isfinite(value)
-        assert len(env_value(value)) <= 20, value
+    _thresholds_fit_env_values(record.hardware.profile)
