@@ -280,14 +280,17 @@ def sync_configmap(
         return SyncOutcome("failed", f"writing ConfigMap {name}: HTTP {exc.status} {detail}")
 
 
-def delete_replaced(kube: ConfigMapApi, namespace: str, name: str, owner: Owner) -> str | None:
+def delete_replaced(
+    kube: ConfigMapApi, namespace: str, name: str, owner: Owner
+) -> tuple[bool, str] | None:
     """Delete the ConfigMap a rename of spec.configMap.name left behind, if it is this CR's
-    (controller reference with its uid); what was done, for an Event, or None."""
+    (controller reference with its uid): (deleted, what happened), or None (gone, or not
+    this CR's: never deleted)."""
     try:
         existing = kube.get_configmap(namespace, name)
         ctrl = controller_of(existing) if existing is not None else None
         if existing is None or ctrl is None or ctrl.get("uid") != owner.uid:
-            return None  # gone, or not ours (any more): never deleted
+            return None
         meta = existing.get("metadata") or {}
         kube.delete_configmap(
             namespace, name, str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
@@ -295,5 +298,5 @@ def delete_replaced(kube: ConfigMapApi, namespace: str, name: str, owner: Owner)
     except ApiException as exc:
         if exc.status == 404:
             return None
-        return f"could not delete ConfigMap {name} (spec.configMap.name changed): HTTP {exc.status}"
-    return f"deleted ConfigMap {name}: spec.configMap.name no longer names it"
+        return False, f"could not delete ConfigMap {name} (no longer named): HTTP {exc.status}"
+    return True, f"deleted ConfigMap {name}: spec.configMap.name no longer names it"

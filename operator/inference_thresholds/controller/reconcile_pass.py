@@ -174,14 +174,10 @@ async def _delete_renamed(
     done = await asyncio.to_thread(delete_replaced, kube, owner.namespace, old.name, owner)
     if done is None:
         return []
-    failed = done.startswith("could not")
-    return [
-        DecisionEvent(
-            "Warning" if failed else "Normal",
-            "ConfigMapDeleteFailed" if failed else "ConfigMapDeleted",
-            done,
-        )
-    ]
+    deleted, message = done
+    if deleted:
+        return [DecisionEvent("Normal", "ConfigMapDeleted", message)]
+    return [DecisionEvent("Warning", "ConfigMapDeleteFailed", message)]
 
 
 async def _write_status(
