@@ -435,13 +435,9 @@ def test_two_crs_naming_one_configmap_both_say_so_and_nothing_flips(
     cluster.await_condition(namespace, "first", generation=1)
     second = _spec(pool, configMap={"name": "shared"}, context={"environment": "development"})
     cluster.create_cr(namespace, "second", second)
-    cr = cluster.await_condition(
+    cluster.await_condition(
         namespace, "second", "ConfigMapSynced", "False", reason="ConfigMapConflict"
     )
-    synced = next(c for c in cr["status"]["conditions"] if c["type"] == "ConfigMapSynced")
-    assert "controlled by InferenceThresholds first" in synced["message"]
-    cluster.await_condition(namespace, "first", "ConfigMapSynced", "True", reason="NameShared")
-    cluster.await_event(namespace, "first", "ConfigMapNameShared")
     version = cluster.cm(namespace, "shared")["metadata"]["resourceVersion"]
     # The race of a restart: the second claims the ConfigMap in its status.
     cluster.custom.patch_namespaced_custom_object_status(
@@ -456,7 +452,15 @@ def test_two_crs_naming_one_configmap_both_say_so_and_nothing_flips(
     cm = cluster.cm(namespace, "shared")
     assert cm["metadata"]["resourceVersion"] == version, "the ConfigMap was written again"
     assert json.loads(cm["data"]["thresholds.json"])["owner"] == "first"
+    # Both say so: the one that cannot write it names the holder, the holder names it.
+    second_status = cluster.await_condition(
+        namespace, "second", "ConfigMapSynced", "False", reason="ConfigMapConflict"
+    )["status"]
+    synced = next(c for c in second_status["conditions"] if c["type"] == "ConfigMapSynced")
+    assert "controlled by InferenceThresholds first" in synced["message"]
     assert cluster.condition(namespace, "second", "Ready")["status"] == "False"  # type: ignore[index]
+    cluster.await_condition(namespace, "first", "ConfigMapSynced", "True", reason="NameShared")
+    cluster.await_event(namespace, "first", "ConfigMapNameShared")
     # The holder goes: its ConfigMap is collected, and the other writes its own, promptly.
     cluster.delete_cr(namespace, "first")
     eventually(
