@@ -25,6 +25,8 @@ can show how long the operator held on.
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -81,12 +83,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._write(body)
 
+    def _client_gone(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the client has closed (or we stop)."""
+        deadline = time.monotonic() + seconds
+        while not self.server.stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                if not self.connection.recv(1, socket.MSG_PEEK):
+                    return True  # end of stream: the client hung up
+                time.sleep(0.05)  # it sent more than its request: not our business
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
     def _dribble(self, data: bytes) -> None:
         """One byte a second until the client goes away (or the server stops)."""
         for byte in data:
             self._write(bytes([byte]))
             self.wfile.flush()
-            if self.server.stopping.wait(1.0):
+            if self._client_gone(1.0):
                 return
 
     def _answer(self, mode: str, segments: list[str]) -> None:
@@ -108,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif mode == "silent":
-            self.server.stopping.wait()
+            while not self._client_gone(60.0):
+                pass
         elif mode == "dribble-headers":
             self._dribble(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 10**6
