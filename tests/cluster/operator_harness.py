@@ -131,6 +131,8 @@ class OperatorProcess:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
             fields[key] = value.split()[0] if value.split() else "0"
+        if "VmRSS" not in fields:  # a zombie: killed, not reaped yet
+            raise RuntimeError(f"operator process {self.proc.pid} has exited")
         return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
 
     def alive(self) -> bool:
