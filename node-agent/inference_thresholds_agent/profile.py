@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +14,14 @@ from inference_thresholds.api import CpuInfo, HardwareProfile, MemoryInfo
 from .cgroups import read_cgroup_cpu
 from .cpu import read_cpu
 from .memory import MemoryFacts, read_memory
-from .nvidia import GpuState, NvmlBackend, PynvmlBackend, RecordedNvml, detect_nvidia
+from .nvidia import (
+    GpuState,
+    NvmlBackend,
+    PynvmlBackend,
+    RecordedNvml,
+    detect_mps,
+    detect_nvidia,
+)
 from .pci import scan_pci
 from .profile_bounds import fit_profile
 from .sources import HostFiles
@@ -59,8 +67,13 @@ class Detector:
         probe_bandwidth: bool = False,
         nvml: NvmlBackend | None = None,
         scope: Scope = Scope.PROCESS,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.files = HostFiles(root)
+        # An MPS client's environment says something only about this process.
+        self.env: Mapping[str, str] = (
+            env if env is not None else os.environ if scope is Scope.PROCESS else {}
+        )
         self.probe_bandwidth = probe_bandwidth
         self.nvml = nvml if nvml is not None else default_nvml(root)
         self.scope = scope
@@ -102,7 +115,7 @@ class Detector:
             notes.append(f"memory bandwidth: {memory.rule}")
 
         pci = scan_pci(self.files)
-        nvidia = detect_nvidia(self.nvml, pci.nvidia_gpus)
+        nvidia = detect_nvidia(self.nvml, pci.nvidia_gpus, detect_mps(self.files, self.env))
         notes.extend(nvidia.notes)
 
         # Unchecked here; fit_profile checks every value against the model's bounds once.

@@ -65,8 +65,8 @@ class OperatorProcess:
         kubeconfig: Path | None = None,
     ) -> None:
         self.kube = kube
+        self.extra_env = env or {}
         self.namespaces = namespaces
-        self.env = env or {}
         self.kubeconfig = kubeconfig or kube.kubeconfig
         self.workdir = workdir
         self.policy = policy
@@ -99,7 +99,7 @@ class OperatorProcess:
             "INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS": "0.2",
             "INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS": "1",
             "INFERENCE_THRESHOLDS_OPERATOR_POLICY_POLL_SECONDS": "0.5",
-            **self.env,
+            **self.extra_env,
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -186,14 +186,17 @@ class Cluster:
         cpu: str = "16",
         memory: str = "64Gi",
         annotations: dict[str, str] | None = None,
+        resources: dict[str, str] | None = None,
     ) -> None:
+        """A Node object; ``resources`` adds extended resources (``nvidia.com/gpu``...)."""
+        held = {"cpu": cpu, "memory": memory, "pods": "110", **(resources or {})}
         body = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": name, "labels": labels, "annotations": annotations or {}},
             "status": {
-                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "capacity": held,
+                "allocatable": held,
                 "nodeInfo": {
                     "architecture": "amd64",
                     "machineID": "",

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference_thresholds.api import CpuInfo, DeviceInfo, HardwareProfile
+from inference_thresholds.api.crd import NodeSelector
 from inference_thresholds.api.node_contract import LABEL_PREFIX, valid_label_value
+from inference_thresholds.controller.selector import matches
 from inference_thresholds_agent.labels import number, profile_labels, sanitise
 from inference_thresholds_agent.profile import detect_profile
 
@@ -50,7 +52,51 @@ def test_dgx_labels() -> None:
 def test_fractional_usable_cores_label() -> None:
     labels = profile_labels(detect_profile(HOSTS / "xeon-spr-pod-cgroup-v2"))
     assert labels[LABEL_PREFIX + "cpu.usable-cores"] == "2.5"
+    assert labels[LABEL_PREFIX + "cpu.usable-millicores"] == "2500"
     assert labels[LABEL_PREFIX + "cpu.isa.amx_int8"] == "true"
+
+
+def _select(op: str, key: str, value: str) -> NodeSelector:
+    expression = {"key": LABEL_PREFIX + key, "operator": op, "values": [value]}
+    return NodeSelector.model_validate({"matchExpressions": [expression]})
+
+
+def test_integer_forms_let_node_affinity_compare() -> None:
+    """Gt/Lt parse labels as integers: the decimal forms never match, the integer ones do."""
+    pod = profile_labels(detect_profile(HOSTS / "xeon-spr-pod-cgroup-v2"))
+    assert not matches(_select("Gt", "cpu.usable-cores", "2"), pod)  # "2.5" is no integer
+    assert matches(_select("Gt", "cpu.usable-millicores", "2000"), pod)
+    assert not matches(_select("Gt", "cpu.usable-millicores", "2500"), pod)
+    h100 = profile_labels(detect_profile(HOSTS / "hgx-h100-mig"))
+    names = {k.removeprefix(LABEL_PREFIX): v for k, v in h100.items()}
+    assert (names["gpu.compute-capability-major"], names["gpu.compute-capability-minor"]) == (
+        "9",
+        "0",
+    )
+    assert names["gpu.fp16-tflops-int"] == "989" and names["gpu.mig-instances"] == "16"
+    assert matches(_select("Gt", "gpu.compute-capability-major", "8"), h100)
+    assert matches(_select("Lt", "gpu.memory-mib", "81560"), h100)
+
+
+def test_integer_forms_round_down() -> None:
+    gpu = DeviceInfo(
+        vendor="apple", product="Apple M2 Max", fp16_tflops=13.6, compute_capability="12.10"
+    )
+    labels = profile_labels(HardwareProfile(cpu=CpuInfo(usable_cores=7.91), accelerators=[gpu]))
+    names = {k.removeprefix(LABEL_PREFIX): v for k, v in labels.items()}
+    assert names["cpu.usable-millicores"] == "7910"
+    assert names["accelerator.fp16-tflops-int"] == "13"
+    assert names["accelerator.fp16-tflops"] == "13.6"
+    assert names["accelerator.compute-capability-major"] == "12"
+    assert names["accelerator.compute-capability-minor"] == "10"
+
+
+def test_sharing_is_labelled() -> None:
+    names = {
+        k.removeprefix(LABEL_PREFIX): v
+        for k, v in profile_labels(detect_profile(HOSTS / "t4-mps")).items()
+    }
+    assert names["gpu.sharing"] == "mps" and "gpu.replicas" not in names
 
 
 def test_every_fixture_gives_valid_labels() -> None:
@@ -63,6 +109,9 @@ def test_every_fixture_gives_valid_labels() -> None:
             # Units live in keys; no value looks like "80GiB" or "2.5GHz".
             if re.search(r"-(mib|gbps|mhz|tflops|tops|count|cores)$", name):
                 assert re.fullmatch(r"\d+(\.\d+)?", value), (key, value)
+            # Integer forms are what node affinity's Gt/Lt can read.
+            if re.search(r"(-int|millicores|-major|-minor|instances|replicas)$", name):
+                assert re.fullmatch(r"\d+", value), (key, value)
 
 
 def test_labels_hold_nothing_that_changes_between_passes() -> None:

@@ -14,13 +14,10 @@ from typing import Any
 
 import kopf
 import pytest
+from operator_fakes import empty_operator_state
 
 from inference_thresholds.controller import lifecycle, wakeups
-from inference_thresholds.controller.kube import Kube
-from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.node_reports import NodeReports
-from inference_thresholds.controller.operator_state import OperatorState
-from inference_thresholds.controller.policy_source import PolicySource
 from inference_thresholds.controller.settings import OperatorConfig
 
 
@@ -98,12 +95,7 @@ def test_one_bad_node_is_listed_skipped_in_part_and_reported_once() -> None:
 
 
 def test_health_fails_while_work_is_past_its_deadline() -> None:
-    state = OperatorState(
-        config=OperatorConfig(),
-        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
-        policy=PolicySource(None),
-        metrics=OperatorMetrics(),
-    )
+    state = empty_operator_state()
     assert lifecycle.health(state) == {"inFlight": 0}
     with (
         state.running("reconcile ns/slow", budget=-1.0),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from operator_fakes import empty_operator_state
+
 from inference_thresholds.api.crd import NodeSelector
 from inference_thresholds.controller import wakeups
 from inference_thresholds.controller.configmap import (
@@ -15,23 +17,9 @@ from inference_thresholds.controller.configmap import (
     OWNER_UID_ANNOTATION,
     data_hash,
 )
-from inference_thresholds.controller.kube import Kube
-from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.node_index import Selection, node_record
-from inference_thresholds.controller.operator_state import OperatorState
-from inference_thresholds.controller.policy_source import PolicySource
-from inference_thresholds.controller.settings import OperatorConfig
 
 KEY = ("ns", "cr")
-
-
-def _state() -> OperatorState:
-    return OperatorState(
-        config=OperatorConfig(),
-        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
-        policy=PolicySource(None),
-        metrics=OperatorMetrics(),
-    )
 
 
 def _node(labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -61,7 +49,7 @@ def _configmap(data: dict[str, str], content: str = "abc", uid: str = "u1") -> d
 
 
 def test_node_events_without_a_change_wake_nobody() -> None:
-    state = _state()
+    state = empty_operator_state()
     cr = state.enter(KEY)
     state.nodes = {"n1": node_record(_node({"pool": "a"}))}
     cr.selection = Selection(NodeSelector(match_labels={"pool": "a"}), {})
@@ -82,7 +70,7 @@ def test_node_events_without_a_change_wake_nobody() -> None:
 
 
 def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
-    state = _state()
+    state = empty_operator_state()
     cr = state.enter(KEY)
     data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}
     cr.configmap_content = ("u1", data_hash(data))
@@ -108,7 +96,7 @@ def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
 def test_configmap_events_wake_every_cr_naming_it() -> None:
     """Not only the owner: a CR that could not write it, and our own ConfigMap stripped of
     its ownerReference (issue 15 case 6: repaired only at the periodic resync)."""
-    state = _state()
+    state = empty_operator_state()
     owner, rival = state.enter(KEY), state.enter(("ns", "rival"))
     data = {"thresholds.json": "{}\n"}
     owner.configmap_content = ("u1", data_hash(data))

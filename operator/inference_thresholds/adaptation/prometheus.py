@@ -1,15 +1,18 @@
-"""A small client for the Prometheus HTTP API (instant queries only), stdlib only.
+"""A small client for the Prometheus HTTP API, stdlib only: instant and range queries and
+the series endpoint (which tells "this metric never existed here" from "no samples now").
 
 Errors are typed so the operator can say precisely what is wrong (unreachable, refused
 credentials, bad PromQL, odd response). The bearer token is kept out of repr, logs and
-error messages.
+error messages. Requests go as GET, or as a form POST (which the API accepts too) when
+the URL would be long: a class's node matcher can list many nodes.
 
 The endpoint is outside input, so every request is bounded as a whole: ``timeout`` is a
 deadline for connecting, the TLS handshake, the headers and the body together (a timer
 shuts the socket down when it passes, so a server sending one byte a second is cut off
-like a silent one); the body is read in chunks up to ``max_response_bytes`` and refused
-beyond; the JSON's depth and numbers are bounded before it is parsed (``bounds.py``).
-Requests go straight to the URL's host: no proxy from the environment, no redirects.
+like a silent one); the body is read in chunks up to ``MAX_RESPONSE_BYTES`` and refused
+beyond, never parsed; the JSON's depth and numbers are bounded before it is parsed
+(``bounds.py``). Requests go straight to the URL's host: no proxy from the environment,
+no redirects.
 """
 
 from __future__ import annotations
@@ -26,12 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..bounds import InputRejected, clip, load_json
-
-DEFAULT_MAX_RESPONSE_BYTES = 1 << 20
-"""An instant query for one series is ~200 bytes; 1 MiB also holds a day of range samples.
-Parsed JSON takes ~10x its size in memory, so this bounds one query to ~10 MiB."""
-MAX_RESPONSE_DEPTH = 32  # a query answer nests 5 levels (matrix: 6)
-_CHUNK = 64 * 1024
 
 
 class PrometheusError(Exception):
@@ -70,11 +67,28 @@ class PrometheusResponseTooLarge(PrometheusResponseError):
     reason = "ResponseTooLarge"
 
 
+MAX_RESPONSE_BYTES = 4 * 2**20
+"""The largest answer a query may give: a history range query of 256 bucket series x 500
+points is ~3.8 MB. Parsed JSON takes ~6-10x its size in memory; with the 4 threads
+adaptation queries run on, this keeps them under ~200 MiB together."""
+MAX_RESPONSE_DEPTH = 32  # an answer nests 5 levels (matrix: 6)
+MAX_GET_URL = 4096  # longer queries go as a POST form
+_CHUNK = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Sample:
     labels: dict[str, str]
     timestamp: float
     value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a range query: its labels and (timestamp, value) points."""
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
 
 
 @dataclass
@@ -84,7 +98,7 @@ class PrometheusClient:
     ca_pem: str | None = field(default=None, repr=False)
     insecure_skip_verify: bool = False
     timeout: float = 10.0  # seconds for the whole request, not per read
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: int | None = None  # None: MAX_RESPONSE_BYTES
 
     def _context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://"):
@@ -99,12 +113,10 @@ class PrometheusClient:
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
 
-    def query(self, promql: str, at: float | None = None) -> list[Sample]:
-        """GET /api/v1/query; returns the instant vector (a scalar becomes one sample)."""
-        params = {"query": promql}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        status, body = self._get("/api/v1/query", params)
+    def _call(self, path: str, params: list[tuple[str, str]]) -> Any:
+        """GET (or POST) ``path`` of the HTTP API; the decoded ``data`` of a success."""
+        limit = self.max_response_bytes or MAX_RESPONSE_BYTES
+        status, body = self._exchange(path, urllib.parse.urlencode(params), limit)
         if status in (401, 403):
             raise PrometheusAuthError(
                 f"{self.url}: HTTP {status}; check adaptation.prometheus.bearerTokenSecretRef"
@@ -118,10 +130,10 @@ class PrometheusClient:
             )
         if not 200 <= status < 300:
             raise PrometheusUnreachable(f"{self.url}: HTTP {status}")
-        return _parse(body, self.max_response_bytes)
+        return _data(body, limit)
 
-    def _get(self, path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
-        """(status, body) of one GET under the total deadline and the size cap."""
+    def _exchange(self, path: str, encoded: str, limit: int) -> tuple[int, bytes]:
+        """(status, body) of one request under the total deadline and the size cap."""
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PrometheusUnreachable(f"{clip(self.url, 200)}: not an http(s) URL")
@@ -129,13 +141,19 @@ class PrometheusClient:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise PrometheusUnreachable(f"{clip(self.url, 200)}: invalid port") from None
-        target = parts.path.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
+        target = parts.path.rstrip("/") + path
         headers = {"Accept": "application/json", "Connection": "close"}
         if self.bearer_token:
             headers["Authorization"] = f"Bearer {self.bearer_token}"
+        body: bytes | None = None
+        if len(self.url) + len(path) + 1 + len(encoded) <= MAX_GET_URL:
+            target = f"{target}?{encoded}"
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = encoded.encode()
         exchange = _Exchange(parts.hostname, port, self._context(), self.timeout)
         try:
-            return exchange.get(target, headers, self.max_response_bytes)
+            return exchange.send(target, headers, body, limit, path)
         except PrometheusError:
             raise
         except (http.client.HTTPException, OSError, ValueError) as exc:
@@ -149,19 +167,51 @@ class PrometheusClient:
                 why = why.replace(self.bearer_token, "<token>")
             raise PrometheusUnreachable(f"{self.url}: {clip(why, 300)}") from None
 
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        """GET /api/v1/query; returns the instant vector (a scalar becomes one sample)."""
+        params = [("query", promql)]
+        if at is not None:
+            params.append(("time", f"{at:.3f}"))
+        return _instant(self._call("/api/v1/query", params))
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
+        """/api/v1/query_range: one ``Series`` per result series (NaN points dropped)."""
+        params = [
+            ("query", promql),
+            ("start", f"{start:.3f}"),
+            ("end", f"{end:.3f}"),
+            ("step", f"{step:g}"),
+        ]
+        return _matrix(self._call("/api/v1/query_range", params))
+
+    def series(self, selectors: list[str], start: float, end: float) -> list[dict[str, str]]:
+        """/api/v1/series: label sets of the series matching any selector in [start, end]."""
+        params = [("match[]", sel) for sel in selectors]
+        params += [("start", f"{start:.3f}"), ("end", f"{end:.3f}")]
+        data = self._call("/api/v1/series", params)
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise PrometheusResponseError("series: data is not a list of label sets")
+        return [{str(k): str(v) for k, v in d.items()} for d in data]
+
     def query_value(self, promql: str, at: float | None = None) -> float | None:
         """One number, or None when there is no data (empty vector or NaN: no traffic)."""
-        samples = self.query(promql, at)
-        if not samples:
+        sample = one_sample(self.query(promql, at))
+        if sample is None:
             return None
-        if len(samples) > 1:
-            shown = ", ".join(clip(str(s.labels), 200) for s in samples[:3])
-            raise PrometheusResponseError(
-                f"query returned {len(samples)} series ({shown}...); aggregate it to one "
-                "(sum/avg) or narrow adaptation.labelMatchers"
-            )
-        value = samples[0].value
-        return None if math.isnan(value) or math.isinf(value) else value
+        return None if math.isnan(sample.value) or math.isinf(sample.value) else sample.value
+
+
+def one_sample(samples: list[Sample]) -> Sample | None:
+    """The single sample a one-number query must give; None for an empty vector."""
+    if not samples:
+        return None
+    if len(samples) > 1:
+        shown = ", ".join(clip(str(s.labels), 200) for s in samples[:3])
+        raise PrometheusResponseError(
+            f"query returned {len(samples)} series ({shown}...); aggregate it to one "
+            "(sum/avg) or narrow adaptation.labelMatchers"
+        )
+    return samples[0]
 
 
 class _Connection(http.client.HTTPConnection):
@@ -193,8 +243,8 @@ class _Connection(http.client.HTTPConnection):
 
 
 class _Exchange:
-    """One GET under a total deadline: when it passes, a timer shuts the socket down, which
-    ends whatever read or handshake is blocked on it (``expired`` then says why)."""
+    """One request under a total deadline: when it passes, a timer shuts the socket down,
+    which ends whatever read or handshake is blocked on it (``expired`` then says why)."""
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float) -> None:
         self._lock = threading.Lock()
@@ -220,22 +270,30 @@ class _Exchange:
             for sock in self._sockets:
                 _shutdown(sock)
 
-    def get(self, target: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+    def send(
+        self,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        limit: int,
+        path: str,
+    ) -> tuple[int, bytes]:
         self._timer.start()
         try:
-            self._conn.request("GET", target, headers=dict(headers))
+            method = "GET" if body is None else "POST"
+            self._conn.request(method, target, body=body, headers=dict(headers))
             response = self._conn.getresponse()
             length = response.getheader("Content-Length") or ""
             if length.isdigit() and int(length) > limit:
-                raise PrometheusResponseTooLarge(_too_large(int(length), limit))
-            body = bytearray()
-            while chunk := response.read(min(_CHUNK, limit + 1 - len(body))):
-                body += chunk
-                if len(body) > limit:
-                    raise PrometheusResponseTooLarge(_too_large(None, limit))
+                raise PrometheusResponseTooLarge(_too_large(path, limit, int(length)))
+            data = bytearray()
+            while chunk := response.read(min(_CHUNK, limit + 1 - len(data))):
+                data += chunk
+                if len(data) > limit:
+                    raise PrometheusResponseTooLarge(_too_large(path, limit, None))
             if self.expired:  # a shut-down socket can look like a short, complete body
                 raise TimeoutError("deadline passed")
-            return response.status, bytes(body)
+            return response.status, bytes(data)
         finally:
             with self._lock:
                 self._done = True
@@ -250,24 +308,45 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _too_large(length: int | None, limit: int) -> str:
-    size = f"{length} bytes" if length is not None else "more"
+def _too_large(path: str, limit: int, length: int | None) -> str:
+    size = f" ({length:,} bytes announced)" if length is not None else ""
     return (
-        f"response is {size}, over the {limit} bytes one query may return; "
-        "narrow the query (aggregate to one series)"
+        f"{path}: answer larger than {limit:,} bytes{size}, refused unread; narrow the "
+        "matchers or shorten adaptation.history"
     )
 
 
 def _api_error(body: bytes) -> str | None:
     try:
         doc = load_json(
-            body, max_bytes=DEFAULT_MAX_RESPONSE_BYTES, max_depth=MAX_RESPONSE_DEPTH, what="error"
+            body, max_bytes=MAX_RESPONSE_BYTES, max_depth=MAX_RESPONSE_DEPTH, what="error"
         )
     except InputRejected:
         return None
     if isinstance(doc, dict) and doc.get("status") == "error":
         return clip(f"{doc.get('errorType', 'error')}: {doc.get('error', '')}", 1000)
     return None
+
+
+def _data(body: bytes, limit: int = MAX_RESPONSE_BYTES) -> Any:
+    try:
+        doc: Any = load_json(body, max_bytes=limit, max_depth=MAX_RESPONSE_DEPTH, what="response")
+    except InputRejected as exc:
+        raise PrometheusResponseError(str(exc).replace("not valid JSON", "not JSON")) from None
+    if not isinstance(doc, dict):
+        raise PrometheusResponseError("response is not a JSON object")
+    if doc.get("status") != "success":
+        raise PrometheusQueryError(_api_error(body) or "status is not success")
+    return doc.get("data")
+
+
+def _result(data: Any) -> tuple[Any, list[Any]]:
+    if not isinstance(data, dict):
+        raise PrometheusResponseError("data is not an object")
+    kind, result = data.get("resultType"), data.get("result")
+    if not isinstance(result, list):
+        raise PrometheusResponseError("data.result is not a list")
+    return kind, result
 
 
 def _number(value: Any) -> float:
@@ -277,39 +356,23 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _labels(metric: Any) -> dict[str, str]:
+def _labels(item: Any) -> dict[str, str]:
+    metric = item.get("metric")
     if metric is None:
         return {}
     if not isinstance(metric, dict) or not all(isinstance(v, str) for v in metric.values()):
         raise TypeError("metric is not a map of label values")
-    return metric
+    return {str(k): v for k, v in metric.items()}
 
 
-def _parse(body: bytes, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> list[Sample]:
-    try:
-        doc: Any = load_json(body, max_bytes=limit, max_depth=MAX_RESPONSE_DEPTH, what="response")
-    except InputRejected as exc:
-        raise PrometheusResponseError(str(exc).replace("not valid JSON", "not JSON")) from None
-    if not isinstance(doc, dict):
-        raise PrometheusResponseError("response is not a JSON object")
-    if doc.get("status") != "success":
-        raise PrometheusQueryError(_api_error(body) or "status is not success")
-    data = doc.get("data") or {}
-    if not isinstance(data, dict):
-        raise PrometheusResponseError("data is not an object")
-    kind, result = data.get("resultType"), data.get("result")
-    if not isinstance(result, list):
-        raise PrometheusResponseError("data.result is not a list")
+def _instant(data: Any) -> list[Sample]:
+    kind, result = _result(data)
     try:
         if kind == "scalar":
             return [Sample({}, _number(result[0]), _number(result[1]))]
         if kind == "vector":
             return [
-                Sample(
-                    _labels(item.get("metric")),
-                    _number(item["value"][0]),
-                    _number(item["value"][1]),
-                )
+                Sample(_labels(item), _number(item["value"][0]), _number(item["value"][1]))
                 for item in result
             ]
     except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
@@ -317,3 +380,19 @@ def _parse(body: bytes, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> list[Sample]
     raise PrometheusResponseError(
         f"resultType {clip(str(kind), 40)!r}: use an instant query giving a vector"
     )
+
+
+def _matrix(data: Any) -> list[Series]:
+    kind, result = _result(data)
+    if kind != "matrix":
+        raise PrometheusResponseError(
+            f"resultType {clip(str(kind), 40)!r}: a range query gives a matrix"
+        )
+    out = []
+    try:
+        for item in result:
+            points = [(_number(t), _number(v)) for t, v in item.get("values") or []]
+            out.append(Series(_labels(item), [(t, v) for t, v in points if not math.isnan(v)]))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise PrometheusResponseError(f"malformed matrix result: {clip(str(exc), 200)}") from None
+    return out

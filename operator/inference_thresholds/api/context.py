@@ -8,6 +8,7 @@ from pydantic import Field
 
 from .base import WireModel
 from .hardware import CORES_MAX, MEMORY_MAX_MIB
+from .node_contract import RESOURCE_NAME_PATTERN
 
 # Physical bounds of thresholds (overrides and adaptation bounds): a value beyond these is
 # not a threshold any deployment can meet or miss, and renders as a 300-digit env value.
@@ -64,6 +65,15 @@ class Constraints(WireModel):
     )
     gpus: int | None = Field(
         None, ge=1, le=64, description="GPUs the pod uses (default: fewest that hold the model)."
+    )
+    gpu_resource: str | None = Field(
+        None,
+        max_length=317,
+        pattern=RESOURCE_NAME_PATTERN,
+        description="GPU resource the pod requests in resources.limits, when nodes offer "
+        "several: nvidia.com/gpu (a whole GPU, or what the device plugin shares under that "
+        "name), nvidia.com/mig-1g.10gb (a MIG instance), nvidia.com/gpu.shared (a shared "
+        "replica). Default: nvidia.com/gpu where offered, else the smallest slice.",
     )
 
 

@@ -7,6 +7,7 @@ gets a clear ``Ready=False`` instead of a crash.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -48,10 +49,26 @@ class SelectorOperator(StrEnum):
     NOT_IN = "NotIn"
     EXISTS = "Exists"
     DOES_NOT_EXIST = "DoesNotExist"
+    GT = "Gt"
+    LT = "Lt"
+
+
+INT64_MAX = 2**63 - 1
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def selector_integer(text: str) -> int | None:
+    """A Gt/Lt operand as node affinity reads it (strconv.ParseInt base 10, int64), limited to
+    what a label value can hold: decimal digits only; None for anything else."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
 
 
 class MatchExpression(WireModel):
-    """One node label requirement, as in a Kubernetes label selector."""
+    """One node label requirement, as in a Kubernetes label selector, plus node affinity's
+    Gt and Lt."""
 
     key: str = Field(
         min_length=1,
@@ -60,22 +77,35 @@ class MatchExpression(WireModel):
         description="Node label key.",
     )
     operator: SelectorOperator = Field(
-        description="In and NotIn need values; Exists and DoesNotExist take none."
+        description="In and NotIn need values; Exists and DoesNotExist take none; Gt and Lt "
+        "(node affinity) compare the label as an integer with exactly one integer value."
     )
     values: list[LabelValue] | None = Field(
         None,
         max_length=256,
         description="Label values for In and NotIn (at least one); must be absent for Exists "
-        "and DoesNotExist.",
+        "and DoesNotExist; one decimal integer for Gt and Lt (a node whose label is not an "
+        "integer does not match).",
     )
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> MatchExpression:
-        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
-        if needs_values and not self.values:
-            raise ValueError(f"operator {self.operator.value} needs at least one value in values")
-        if not needs_values and self.values:
-            raise ValueError(f"operator {self.operator.value} takes no values; remove values")
+        op = self.operator
+        if op in (SelectorOperator.GT, SelectorOperator.LT):
+            if (
+                self.values is None
+                or len(self.values) != 1
+                or selector_integer(self.values[0]) is None
+            ):
+                raise ValueError(
+                    f"operator {op.value} needs exactly one value in values, a decimal "
+                    f"integer from 0 to {INT64_MAX} (node affinity compares integers)"
+                )
+        elif op in (SelectorOperator.IN, SelectorOperator.NOT_IN):
+            if not self.values:
+                raise ValueError(f"operator {op.value} needs at least one value in values")
+        elif self.values:
+            raise ValueError(f"operator {op.value} takes no values; remove values")
         return self
 
 
@@ -227,7 +257,9 @@ class ClassStatus(WireModel):
     node_count: int = Field(ge=0, description="Selected nodes in this class.")
     hardware_summary: str = Field(description="Short human summary of the class's hardware.")
     hardware_source: str | None = Field(
-        None, description="Where the hardware came from: agent, gfd, nfd or capacity."
+        None,
+        description="Where the hardware came from, the sources that gave fields joined by "
+        "'+': agent, gfd (GPU Feature Discovery), nfd, capacity (node resources).",
     )
     feasible: bool = Field(description="Whether the model fits this hardware.")
     reason: str | None = Field(None, description="Why the model does not fit, when it does not.")
@@ -307,11 +339,21 @@ CEL_RULES: dict[str, list[CelRule]] = {
         {
             "rule": "self.operator in ['In', 'NotIn'] ? "
             "(has(self.values) && size(self.values) > 0) : "
-            "(!has(self.values) || size(self.values) == 0)",
+            "(self.operator in ['Gt', 'Lt'] || !has(self.values) || size(self.values) == 0)",
             "message": "values: In and NotIn need at least one value; Exists and DoesNotExist "
             "take none",
             "fieldPath": ".values",
-        }
+        },
+        {
+            # Digits only (a label value cannot start with '-' or '+'); 19 digits compare
+            # as strings against int64's maximum, as strconv.ParseInt would reject more.
+            "rule": "!(self.operator in ['Gt', 'Lt']) || (has(self.values) && "
+            "size(self.values) == 1 && self.values[0].matches('^[0-9]{1,19}$') && "
+            f"(size(self.values[0]) < 19 || self.values[0] <= '{INT64_MAX}'))",
+            "message": "values: Gt and Lt need exactly one value, a decimal integer from 0 to "
+            f"{INT64_MAX} (node affinity compares integers)",
+            "fieldPath": ".values",
+        },
     ],
     "": [
         {

@@ -17,6 +17,13 @@ from typing import Annotated
 from pydantic import Field
 
 from .base import WireModel
+from .node_contract import RESOURCE_NAME_PATTERN
+
+MIG_PROFILE_PATTERN = (
+    r"^([0-9]{1,2}c\.)?[0-9]{1,2}g\.[0-9]{1,4}gb([+-][a-z]+(\.[a-z]+)?(,[a-z]+(\.[a-z]+)?)*)?$"
+)
+"""A MIG profile as NVIDIA writes it (go-nvlib ``MigProfileInfo.String``): ``1g.10gb``,
+``1c.2g.20gb`` (a compute instance of a 2-slice GPU instance), ``1g.10gb+me``."""
 
 NAME_MAX = 256
 """Vendor, model and product names (the longest NVML/PCI names are under 100 characters)."""
@@ -39,8 +46,9 @@ BANDWIDTH_MIN_GBPS = 0.1
 """A single DDR-400 channel moves 3.2 GB/s; nothing that runs a model is 30x slower."""
 BANDWIDTH_MAX_GBPS = 100_000.0
 """B200: 8 TB/s per device, 12-channel DDR5 sockets ~0.6 TB/s."""
-DEVICES_MAX = 1024
-"""Devices of one kind on a node (8-16 GPUs per server today)."""
+DEVICES_MAX = 100_000
+"""Devices (or instances) of one kind on a node: a bound against junk, as for GFD's counts
+(8-16 GPUs per server today, 7 MIG instances each)."""
 DEVICE_MEMORY_MAX_MIB = 1 << 21
 """2 TiB per device; the largest GPUs carry 288 GB."""
 TFLOPS_MIN = 0.001
@@ -114,6 +122,62 @@ class MemoryInfo(WireModel):
     )
 
 
+class GpuSharing(StrEnum):
+    NONE = "none"
+    TIME_SLICING = "time-slicing"
+    MPS = "mps"
+
+
+class GpuPartition(WireModel):
+    """One kind of GPU resource a pod can get on the node: a MIG instance, a shared replica
+    (time-slicing or MPS) of a whole GPU or of a MIG instance, or a whole GPU offered next
+    to slices (MIG strategy ``mixed``)."""
+
+    resource: str | None = Field(
+        None,
+        max_length=317,
+        pattern=RESOURCE_NAME_PATTERN,
+        description="Extended resource pods request for it: nvidia.com/gpu, "
+        "nvidia.com/mig-1g.10gb, nvidia.com/gpu.shared; absent when only NVML saw it.",
+    )
+    mig_profile: str | None = Field(
+        None,
+        max_length=40,
+        pattern=MIG_PROFILE_PATTERN,
+        description="MIG profile of the instance (1g.10gb, 1c.2g.20gb, 1g.10gb+me); absent "
+        "for a whole GPU.",
+    )
+    count: int = Field(
+        1, ge=1, le=DEVICES_MAX, description="Instances on the node (MIG instances or GPUs)."
+    )
+    memory_mib: int | None = Field(
+        None,
+        ge=1,
+        le=DEVICE_MEMORY_MAX_MIB,
+        description="Memory of one MIG instance in MiB (NVML memorySizeMB).",
+    )
+    multiprocessors: int | None = Field(
+        None, ge=1, le=10_000, description="Streaming multiprocessors of one MIG instance."
+    )
+    compute_slices: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Compute slices (the N in Ng; sevenths of the GPU on A100/H100/H200).",
+    )
+    sharing: GpuSharing = Field(
+        GpuSharing.NONE,
+        description="How pods share one instance: none, time-slicing or mps.",
+    )
+    replicas: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Pods that share one instance (device plugin replicas); absent when "
+        "sharing is known but the replica count is not.",
+    )
+
+
 class DeviceInfo(WireModel):
     """A group of identical GPUs or accelerators on the node."""
 
@@ -150,6 +214,13 @@ class DeviceInfo(WireModel):
         None, ge=1, le=SM_MAX, description="Streaming multiprocessors per device."
     )
     mig_enabled: bool | None = Field(None, description="Whether MIG mode is enabled.")
+    partitions: list[GpuPartition] | None = Field(
+        None,
+        max_length=64,
+        description="GPU resources pods get here when they are not whole GPUs: MIG "
+        "instances and shared replicas (whole GPUs are listed too when offered beside "
+        "them); absent means whole GPUs only.",
+    )
 
 
 class HardwareProfile(WireModel):

@@ -30,6 +30,10 @@ PROFILE_ANNOTATION = LABEL_PREFIX + "profile"
 OWNED_LABELS_ANNOTATION = LABEL_PREFIX + "owned-labels"
 """Comma-separated label keys the agent published last (it removes only these)."""
 
+AGENT_ANNOTATIONS = (PROFILE_ANNOTATION, OWNED_LABELS_ANNOTATION)
+"""Every annotation the agent writes: ``node-agent prune`` removes exactly these (and the
+labels listed in the owned-labels annotation)."""
+
 # --- Kubernetes label syntax --------------------------------------------------------------
 
 LABEL_VALUE_MAX = 63
@@ -41,6 +45,12 @@ LABEL_KEY_PATTERN = (
     rf"{LABEL_NAME_PATTERN}$"
 )
 """A qualified label key: optional DNS-subdomain prefix and ``/``, then a name."""
+
+RESOURCE_NAME_PATTERN = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/"
+    rf"{LABEL_NAME_PATTERN}$"
+)
+"""An extended resource name (``nvidia.com/mig-1g.10gb``): a domain prefix is required."""
 
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 """A label value: empty, or 1-63 characters of ``[A-Za-z0-9._-]`` with alphanumeric ends."""

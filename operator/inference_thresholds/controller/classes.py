@@ -22,11 +22,24 @@ def class_key(profile: HardwareProfile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _slices(dev: DeviceInfo) -> str:
+    """' (MIG 28x 1g.10gb, time-slicing x4)': what pods get when it is not whole GPUs."""
+    kinds = []
+    for part in dev.partitions or []:
+        what = f"MIG {part.count}x {part.mig_profile}" if part.mig_profile else "whole"
+        if part.sharing != "none":
+            what += f" {part.sharing} x{part.replicas or '?'}"
+        kinds.append(what)
+    if dev.partitions == []:
+        kinds.append("MIG, no instance")
+    return f" ({', '.join(kinds)})" if kinds else ""
+
+
 def _devices_summary(devices: list[DeviceInfo]) -> str:
     parts = []
     for dev in devices:
         mem = f" {dev.memory_mib / 1024:.0f}GiB" if dev.memory_mib else ""
-        parts.append(f"{dev.count}x {dev.product}{mem}")
+        parts.append(f"{dev.count}x {dev.product}{mem}{_slices(dev)}")
     return ", ".join(parts)
 
 

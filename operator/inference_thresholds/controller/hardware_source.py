@@ -1,8 +1,9 @@
-"""Node object -> HardwareProfile, from the best source the node offers.
+"""Node object -> HardwareProfile, merged field by field from what the node offers.
 
-Order: our agent's full JSON profile annotation; NVIDIA GPU Feature Discovery labels
-(GPUs) plus NFD labels (CPU ISA, vendor); finally ``status.capacity``/``nodeInfo``.
-The chosen source is recorded in the profile so the decision log can say it.
+Sources: our agent's full JSON profile annotation; NVIDIA GPU Feature Discovery labels
+and the device plugin's ``nvidia.com/*`` resources (``gpu_sources.py``); NFD labels (CPU
+ISA, vendor); ``status.allocatable``/``nodeInfo``. ``hardware_merge.py`` combines them
+and records which source gave each field, for the decision log.
 
 A Node is written by its kubelet, its agent and anyone allowed to patch Nodes, so every
 value is bounded here (``bounds.py`` for the JSON, the profile model's limits for the
@@ -14,20 +15,20 @@ this raise.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..api import CpuInfo, DeviceInfo, HardwareProfile, MemoryInfo
+from ..api import CpuInfo, HardwareProfile, MemoryInfo
 from ..api.errors import field_errors
-from ..api.hardware import CORES_MAX, DEVICE_MEMORY_MAX_MIB, DEVICES_MAX, MEMORY_MAX_MIB
+from ..api.hardware import CORES_MAX, MEMORY_MAX_MIB
 from ..api.node_contract import PROFILE_ANNOTATION, parse_quantity
 from ..bounds import InputRejected, clip, load_json
+from .gpu_sources import gfd_view, nvidia_resources
+from .hardware_merge import FieldSource, Merge, merge_gpus, merge_host
 
-GFD_PREFIX = "nvidia.com/"
 NFD_CPUID_PREFIX = "feature.node.kubernetes.io/cpu-cpuid."
 NFD_VENDOR_LABEL = "feature.node.kubernetes.io/cpu-model.vendor_id"
 
@@ -49,8 +50,8 @@ _NFD_ISA = {
 }
 _NFD_VENDOR = {"Intel": "intel", "AMD": "amd", "ARM": "arm", "Apple": "apple"}
 _ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
-# The agent's profile is ~2 KB and nests 4 levels (profile, gpus, list, device); an object's
-# annotations may hold 256 KiB in all.
+# The agent's profile is ~2 KB and nests 5 levels (profile, gpus, list, device,
+# partitions); an object's annotations may hold 256 KiB in all.
 PROFILE_MAX_BYTES = 64 * 1024
 PROFILE_MAX_DEPTH = 8
 MIN_CORES = 0.001  # 1m, the smallest CPU quantity Kubernetes schedules
@@ -61,41 +62,22 @@ class NodeHardware:
     profile: HardwareProfile
     source: str
     notes: tuple[str, ...] = ()
+    fields: tuple[FieldSource, ...] = ()
     # Values the node offered that were refused (invalid, oversized, out of bounds); each
     # is also among ``notes``. The operator reports them on the Node.
     rejected: tuple[str, ...] = ()
 
 
-class _Reading:
-    """Notes while one Node is read; ``reject`` marks a refused input."""
+class _Refusals(list[str]):
+    """The notes of one Node being read, and which of them refuse a value (``reject``)."""
 
     def __init__(self) -> None:
-        self.notes: list[str] = []
+        super().__init__()
         self.rejected: list[str] = []
 
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
     def reject(self, text: str) -> None:
-        self.notes.append(text)
+        self.append(text)
         self.rejected.append(text)
-
-    def hardware(self, profile: HardwareProfile, source: str) -> NodeHardware:
-        return NodeHardware(profile, source, tuple(self.notes), tuple(self.rejected))
-
-
-def _int_label(labels: Mapping[str, str], key: str, high: int, reading: _Reading) -> int | None:
-    raw = labels.get(key)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if 1 <= value <= high:
-        return value
-    reading.reject(f"ignored label {key}={clip(raw, 40)!r}: not a whole number in 1..{high}")
-    return None
 
 
 def _quantity(
@@ -103,10 +85,10 @@ def _quantity(
     where: str,
     key: str,
     bounds: tuple[float, float, str],
-    reading: _Reading,
+    notes: _Refusals,
 ) -> float | None:
     """One resource quantity within ``bounds`` (low, high, as text), else None (said in
-    ``reading``)."""
+    ``notes``)."""
     if key not in resources:
         return None
     low, high, range_text = bounds
@@ -117,24 +99,24 @@ def _quantity(
         value = math.nan
     if low <= value <= high:
         return value
-    reading.reject(f"ignored {where}.{key} {clip(raw, 40)!r}: not a quantity in {range_text}")
+    notes.reject(f"ignored {where}.{key} {clip(raw, 40)!r}: not a quantity in {range_text}")
     return None
 
 
-def _from_capacity(node: Mapping[str, Any], reading: _Reading) -> tuple[CpuInfo, MemoryInfo]:
+def _from_capacity(node: Mapping[str, Any], notes: _Refusals) -> tuple[CpuInfo, MemoryInfo, str]:
     status = node.get("status") or {}
     # allocatable is what pods can actually get; capacity when it is missing.
-    where = "status.allocatable" if status.get("allocatable") else "status.capacity"
+    via = "status.allocatable" if status.get("allocatable") else "status.capacity"
     resources = status.get("allocatable") or status.get("capacity") or {}
     info = status.get("nodeInfo") or {}
     if not isinstance(resources, Mapping) or not isinstance(info, Mapping):
-        reading.reject(f"ignored {where}: not an object")
+        notes.reject(f"ignored {via}: not an object")
         resources, info = {}, {}
     cores = _quantity(
-        resources, where, "cpu", (MIN_CORES, CORES_MAX, f"1m..{CORES_MAX} cores"), reading
+        resources, via, "cpu", (MIN_CORES, CORES_MAX, f"1m..{CORES_MAX} cores"), notes
     )
     memory = _quantity(
-        resources, where, "memory", (2**20, MEMORY_MAX_MIB * 2**20, "1Mi..128Ti"), reading
+        resources, via, "memory", (2**20, MEMORY_MAX_MIB * 2**20, "1Mi..128Ti"), notes
     )
     arch = info.get("architecture")
     if not isinstance(arch, str) or len(arch) > 32:
@@ -144,10 +126,10 @@ def _from_capacity(node: Mapping[str, Any], reading: _Reading) -> tuple[CpuInfo,
         logical_cores=int(cores) if cores and cores >= 1 else None,
         usable_cores=cores,
     )
-    return cpu, MemoryInfo(total_mib=int(memory / 2**20) if memory else None)
+    return cpu, MemoryInfo(total_mib=int(memory / 2**20) if memory else None), via
 
 
-def _nfd_cpu(labels: Mapping[str, str], cpu: CpuInfo) -> tuple[CpuInfo, bool]:
+def _nfd_cpu(labels: Mapping[str, str]) -> tuple[CpuInfo, str] | None:
     isa = sorted(
         {
             name
@@ -157,32 +139,8 @@ def _nfd_cpu(labels: Mapping[str, str], cpu: CpuInfo) -> tuple[CpuInfo, bool]:
     )
     vendor = _NFD_VENDOR.get(labels.get(NFD_VENDOR_LABEL, ""))
     if not isa and vendor is None:
-        return cpu, False
-    return cpu.model_copy(update={"isa": isa, "vendor": vendor or cpu.vendor}), True
-
-
-def _gfd_gpus(labels: Mapping[str, str], reading: _Reading) -> list[DeviceInfo]:
-    product = labels.get(GFD_PREFIX + "gpu.product")
-    if not product:
-        return []
-    major = labels.get(GFD_PREFIX + "gpu.compute.major")
-    minor = labels.get(GFD_PREFIX + "gpu.compute.minor")
-    capability = f"{major}.{minor}" if major and minor else None
-    if capability and not re.fullmatch(r"\d+\.\d+", capability):
-        reading.reject(f"ignored GFD compute capability {clip(capability, 40)!r}")
-        capability = None
-    return [
-        DeviceInfo(
-            vendor="nvidia",
-            # GFD replaces spaces with '-'; give people the readable name back.
-            product=product.replace("-", " "),
-            count=_int_label(labels, GFD_PREFIX + "gpu.count", DEVICES_MAX, reading) or 1,
-            memory_mib=_int_label(
-                labels, GFD_PREFIX + "gpu.memory", DEVICE_MEMORY_MAX_MIB, reading
-            ),
-            compute_capability=capability,
-        )
-    ]
+        return None
+    return CpuInfo(isa=isa, vendor=vendor), "feature.node.kubernetes.io/cpu-*"
 
 
 def _annotation_note(why: str) -> str:
@@ -193,62 +151,75 @@ def _annotation_note(why: str) -> str:
     )
 
 
-def _agent_profile(raw: Any, reading: _Reading) -> HardwareProfile | None:
-    """The agent's profile annotation, or None (said in ``reading``) when it is not one."""
+def agent_profile(annotations: Mapping[str, str], notes: list[str]) -> HardwareProfile | None:
+    """The agent's profile from its annotation; None (with a note) when absent or invalid:
+    size, nesting and every value bounded before it is believed."""
+    raw = annotations.get(PROFILE_ANNOTATION)
+    if raw is None:
+        return None
+    reject = notes.reject if isinstance(notes, _Refusals) else notes.append
     if not isinstance(raw, str):
-        reading.reject(_annotation_note("not a string"))
+        reject(_annotation_note("not a string"))
         return None
     try:
         data = load_json(
-            raw,
-            max_bytes=PROFILE_MAX_BYTES,
-            max_depth=PROFILE_MAX_DEPTH,
-            what="the annotation",
+            raw, max_bytes=PROFILE_MAX_BYTES, max_depth=PROFILE_MAX_DEPTH, what="the annotation"
         )
         return HardwareProfile.model_validate(data)
     except ValidationError as exc:
         loc, msg = next(field_errors(exc))
         more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
-        reading.reject(_annotation_note(f"{loc or 'profile'}: {msg}{more}"))
+        reject(_annotation_note(f"{loc or 'profile'}: {msg}{more}"))
     except InputRejected as exc:
-        reading.reject(_annotation_note(str(exc)))
+        reject(_annotation_note(str(exc)))
     return None
 
 
 def node_hardware(node: Mapping[str, Any]) -> NodeHardware:
     """The hardware profile of a Node object (a plain dict as the API returns it)."""
-    reading = _Reading()
+    notes = _Refusals()
     try:
-        return _read(node, reading)
+        return _read(node, notes)
     except Exception as exc:  # a last resort: one Node never stops the operator
-        reading.reject(f"could not read the node's hardware: {type(exc).__name__}: {exc}"[:400])
-        return reading.hardware(HardwareProfile(source="capacity"), "capacity")
+        notes.reject(f"could not read the node's hardware: {type(exc).__name__}: {exc}"[:400])
+        profile = HardwareProfile(source="capacity")
+        return NodeHardware(profile, "capacity", tuple(notes), (), tuple(notes.rejected))
 
 
-def _read(node: Mapping[str, Any], reading: _Reading) -> NodeHardware:
+def _read(node: Mapping[str, Any], notes: _Refusals) -> NodeHardware:
     meta = node.get("metadata") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
     annotations: Mapping[str, str] = meta.get("annotations") or {}
+    merge = Merge()
 
-    if PROFILE_ANNOTATION in annotations:
-        profile = _agent_profile(annotations[PROFILE_ANNOTATION], reading)
-        if profile is not None:
-            return reading.hardware(profile.model_copy(update={"source": "agent"}), "agent")
-
-    cpu, memory = _from_capacity(node, reading)
-    cpu, used_nfd = _nfd_cpu(labels, cpu)
-    gpus = _gfd_gpus(labels, reading)
-    if gpus:
-        source = "gfd"
-    elif used_nfd:
-        source = "nfd"
-    else:
-        source = "capacity"
-        capacity_gpus = ((node.get("status") or {}).get("capacity") or {}).get("nvidia.com/gpu")
-        if capacity_gpus:
-            reading.note(
-                f"node has {clip(str(capacity_gpus), 20)} nvidia.com/gpu but no GFD labels or "
-                "agent profile: GPU model unknown, thresholds are for the CPU"
-            )
-    profile = HardwareProfile(cpu=cpu, memory=memory, gpus=gpus, source=source)
-    return reading.hardware(profile, source)
+    agent = agent_profile(annotations, notes)
+    cpu, memory = merge_host(
+        agent.cpu if agent else None,
+        agent.memory if agent else None,
+        _from_capacity(node, notes),
+        _nfd_cpu(labels),
+        merge,
+    )
+    gpus = merge_gpus(
+        agent.gpus if agent else None,
+        gfd_view(labels, notes),
+        nvidia_resources(node, notes),
+        merge,
+    )
+    if agent is not None and agent.accelerators:
+        merge.took("accelerators", "agent", "profile annotation")
+    source = merge.sources()
+    profile = HardwareProfile(
+        cpu=cpu,
+        memory=memory,
+        gpus=gpus,
+        accelerators=agent.accelerators if agent else [],
+        source=source,
+    )
+    return NodeHardware(
+        profile,
+        source,
+        tuple(notes + merge.notes),
+        tuple(merge.fields),
+        tuple(notes.rejected),
+    )

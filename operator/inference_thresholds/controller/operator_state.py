@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsStatus
@@ -24,6 +25,7 @@ from .node_index import NodeRecord, Selection
 from .node_reports import NodeReports
 from .policy_source import PolicySource
 from .settings import OperatorConfig
+from .stopper import Loop
 
 CrKey = tuple[str, str]
 """(namespace, name) of an InferenceThresholds."""
@@ -50,6 +52,12 @@ class Work:
 class CrState:
     """What the operator remembers about one CR between reconciles."""
 
+    key: CrKey = ("", "")
+    uid: str = ""
+    # The CR as its latest watch event delivered it (the loops read it each pass).
+    body: Mapping[str, Any] = field(default_factory=dict)
+    # Its running loops by kind ("reconcile", "adaptation"); see cr_tasks.py.
+    loops: dict[str, Loop] = field(default_factory=dict)
     # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
     trigger: asyncio.Event = field(default_factory=asyncio.Event)
     # What the last reconcile selected; None until the first one (every node change
@@ -72,6 +80,8 @@ class CrState:
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
+    # The nodes of each adapted class (from the last plan): per-class node matchers.
+    class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
         if self.written is not None and self.written[0] == uid:
@@ -104,6 +114,8 @@ class OperatorState:
     inflight: dict[int, Work] = field(default_factory=dict)
     _tokens: Iterator[int] = field(default_factory=itertools.count)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Every per-CR loop task, also those whose CR is already forgotten (stopped at shutdown).
+    loop_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closers: list[Callable[[], object]] = field(default_factory=list)
 
     @contextlib.contextmanager
@@ -122,12 +134,12 @@ class OperatorState:
         late = [w for w in list(self.inflight.values()) if now > w.deadline]
         return sorted(late, key=lambda w: w.started)
 
-    def enter(self, key: CrKey) -> CrState:
-        """The CR's state, created for a reconcile loop that starts."""
-        return self.crs.setdefault(key, CrState())
+    def enter(self, key: CrKey, uid: str = "") -> CrState:
+        """The CR's state, created when its first event arrives."""
+        return self.crs.setdefault(key, CrState(key=key, uid=uid))
 
     def forget(self, key: CrKey, cr: CrState) -> None:
-        """Drop everything held for a CR whose reconcile loop ended."""
+        """Drop everything held for a CR that was deleted (its loops are being stopped)."""
         # A CR re-created under the same name may already run a new loop: keep its state.
         if self.crs.get(key) is not cr:
             return

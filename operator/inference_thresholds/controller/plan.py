@@ -32,7 +32,7 @@ from ..api.thresholds_document import ClassEntry, ThresholdsDocument, document_t
 from ..bounds import clip
 from .classes import summary
 from .node_index import NodeRecord, Selection
-from .plan_adaptation import PlanAdaptation, adapt_effective
+from .plan_adaptation import PlanAdaptation, adapt_classes
 from .selector import matches
 
 ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
@@ -143,13 +143,10 @@ def make_plan(
         return plan
 
     best = _pick_effective(plan.classes)
-    adapted, plan.adaptation = adapt_effective(
-        spec, best.result if best is not None else None, adaptation
-    )
-    if best is not None and adapted is not None:
-        best.result = adapted
+    plan.adaptation = adapt_classes(spec, plan.classes, best, adaptation)
+    if best is not None and best.result is not None:
         plan.effective_class = best.name
-        plan.effective = adapted.thresholds
+        plan.effective = best.result.thresholds
     plan.config_map_name = spec.config_map_name(name)
     plan.document = _fitted_document(plan)
     return plan
@@ -237,6 +234,7 @@ def document_hash(doc: ThresholdsDocument) -> str:
 
 def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[str]:
     lines = [f"hardware.source: {record.hardware.source} (node {record.name})"]
+    lines += [f"hardware.{f.field}: {f.source} ({f.via})" for f in record.hardware.fields]
     lines += [f"hardware.note: {note}" for note in record.hardware.notes]
     for d in result.decisions if result else []:
         value = "" if d.value is None else f" = {d.value}{' ' + d.unit if d.unit else ''}"

@@ -14,14 +14,13 @@ import asyncio
 import time
 from typing import Any
 
-import kopf
-
 from .events import DecisionEvent, Poster
-from .operator_state import CrKey, OperatorState
+from .operator_state import CrState, OperatorState
 from .reconcile_pass import reconcile_once
+from .stopper import Stopper
 
 
-async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+async def _wait(trigger: asyncio.Event, stopped: Stopper, timeout: float) -> None:
     async def stop() -> None:
         await stopped.wait()
 
@@ -35,15 +34,14 @@ async def _wait(trigger: asyncio.Event, stopped: kopf.DaemonStopped, timeout: fl
 
 async def run(
     state: OperatorState,
-    key: CrKey,
-    body: kopf.Body,
-    stopped: kopf.DaemonStopped,
+    cr: CrState,
+    stopped: Stopper,
     post: Poster,
     logger: Any,
 ) -> None:
     """Reconcile this CR whenever it, its nodes, its ConfigMap or the policy change."""
-    cr = state.enter(key)
     cr.trigger.set()  # first pass right away (also after an operator restart)
+    key = cr.key
     failures = 0
     last_error = ""
     cfg = state.config
@@ -68,7 +66,7 @@ async def run(
                 try:
                     with work:
                         ok = await reconcile_once(
-                            body,
+                            cr.body,
                             cr,
                             nodes=dict(state.nodes),
                             kube=state.kube,
@@ -100,4 +98,4 @@ async def run(
                             state.kick(other)
                     state.metrics.duration.observe(time.monotonic() - started)
     finally:
-        state.forget(key, cr)
+        state.forget(cr.key, cr)

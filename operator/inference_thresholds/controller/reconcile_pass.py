@@ -98,6 +98,8 @@ async def reconcile_once(
     )
     # Before the next await, so the adaptation loop always advances the rebased state.
     cr.adaptation = _learned_state(cr.adaptation, plan.adaptation)
+    if plan.adaptation.class_nodes:
+        cr.class_nodes = plan.adaptation.class_nodes
     owner = Owner(name, namespace, uid)
     if plan.config_map_name is not None:
         cr.configmap_name = plan.config_map_name

@@ -339,7 +339,7 @@ def compute(
         perf = _cpu_performance(fig, target, ctx, policy, spec.hidden_size, log)
         choice = DeviceChoice(kind="cpu", product=hardware.cpu.model, count=1)
     else:
-        target = accelerator_target(hardware, kind, log, policy)
+        target = accelerator_target(hardware, kind, log, policy, ctx.constraints.gpu_resource)
         used = _devices_used(need, target, ctx, log)
         available = target.memory_mib * used if target.memory_mib is not None else None
         perf = _device_performance(fig, target, used, ctx, policy, spec.hidden_size, log)
