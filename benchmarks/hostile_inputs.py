@@ -74,6 +74,9 @@ class Bench:
         adaptation = {
             "enabled": True,
             "prometheus": {"url": url, "timeout": timeout},
+            "source": "custom",
+            "queries": {"decodeTokensPerSecond": "decode", "timeToFirstTokenSeconds": "ttft"},
+            "history": "0s",
             "interval": "1s",
             "minSamples": 1,
         }
