@@ -583,7 +583,6 @@ def test_oversized_node_strings_never_reach_status_or_configmap(
         ({"model": {"preset": "p" * 1_000_000}}, "spec.model.preset: Too long"),
         ({"model": LLAMA, "overrides": {"maxLatencyMs": 1e308}}, "spec.overrides.maxLatencyMs"),
         ({"model": {"parametersBillion": 8, "layers": 10**12}}, "spec.model.layers"),
-        ({"model": LLAMA, "context": {"constraints": {"cpuCores": 1e-9}}}, "cpuCores"),
         ({"model": LLAMA, "nodeSelector": {"matchLabels": {"k" * 400: "v"}}}, "at most 317"),
         (
             {"model": LLAMA, "adaptation": {"interval": "1" * 100 + "s"}},

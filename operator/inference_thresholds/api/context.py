@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import WireModel
 from .hardware import CORES_MAX, MEMORY_MAX_MIB
@@ -16,6 +16,7 @@ TOKENS_PER_SECOND_MAX = 100_000.0
 """Per sequence: the fastest published single-stream decode is ~2,500 tok/s."""
 MILLISECONDS_MAX = 86_400_000.0
 """One day: a first token or a request slower than that is not a latency."""
+MIN_CPU_CORES = 0.001
 SPEEDUP_MAX = 1_000.0
 """bitnet.cpp reports up to 6.17x over FP16 llama.cpp."""
 
@@ -58,7 +59,7 @@ class Workload(WireModel):
 
 class Constraints(WireModel):
     cpu_cores: float | None = Field(
-        None, ge=0.001, le=CORES_MAX, description="CPU cores the pod may use (limit)."
+        None, gt=0, le=CORES_MAX, description="CPU cores the pod may use (limit)."
     )
     memory_mib: int | None = Field(
         None, ge=1, le=MEMORY_MAX_MIB, description="Memory the pod may use (limit), MiB."
@@ -75,6 +76,15 @@ class Constraints(WireModel):
         "name), nvidia.com/mig-1g.10gb (a MIG instance), nvidia.com/gpu.shared (a shared "
         "replica). Default: nvidia.com/gpu where offered, else the smallest slice.",
     )
+
+    @field_validator("cpu_cores")
+    @classmethod
+    def _schedulable(cls, cores: float | None) -> float | None:
+        # Not as the schema's minimum: the apiserver compares an integer 0 with a minimum
+        # of 0.001 as integers (0 >= 0) and lets it through; exclusiveMinimum 0 holds.
+        if cores is not None and cores < MIN_CPU_CORES:
+            raise ValueError(f"at least {MIN_CPU_CORES} (1m, the smallest CPU Kubernetes grants)")
+        return cores
 
 
 class Overrides(WireModel):
