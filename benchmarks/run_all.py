@@ -59,6 +59,7 @@ def benchmarks(quick: bool) -> list[tuple[str, list[str], bool]]:
         ("Node agent footprint", ["benchmarks/agent_footprint.py"], False),
         ("Operator at scale", ["benchmarks/operator_scale.py", *scale], True),
         ("Hostile Prometheus", ["benchmarks/hostile_inputs.py"], True),
+        ("Real node (kubelet + containerd, the chart)", ["benchmarks/node_start.py"], False),
     ]
 
 

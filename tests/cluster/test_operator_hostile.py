@@ -23,7 +23,7 @@ from kubernetes.client import ApiException
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
 from inference_thresholds.controller.configmap import data_hash
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 from inference_thresholds_dev.hostile_prometheus import HostilePrometheus
 
 POOL = "test.inference.dev/pool"
