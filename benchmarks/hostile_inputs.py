@@ -38,7 +38,10 @@ sys.path.insert(0, str(REPO / "tests" / "cluster"))
 from operator_harness import Cluster, OperatorProcess, install_crd  # noqa: E402
 from operator_scale import cluster as control_plane  # noqa: E402
 
-from inference_thresholds_dev.hostile_prometheus import HostilePrometheus  # noqa: E402
+from inference_thresholds_dev.hostile_prometheus import (  # noqa: E402
+    HostilePrometheus,
+    adaptation,
+)
 
 POOL = "test.inference.dev/pool"
 CHART_MEMORY_LIMIT_MIB = 384
@@ -71,16 +74,7 @@ class Bench:
         }
 
     def adaptive(self, url: str, timeout: str) -> dict[str, Any]:
-        adaptation = {
-            "enabled": True,
-            "prometheus": {"url": url, "timeout": timeout},
-            "source": "custom",
-            "queries": {"decodeTokensPerSecond": "decode", "timeToFirstTokenSeconds": "ttft"},
-            "history": "0s",
-            "interval": "1s",
-            "minSamples": 1,
-        }
-        return self.spec(adaptation=adaptation)
+        return self.spec(adaptation=adaptation(url, timeout))
 
     def ready(self, name: str, generation: int) -> Callable[[], bool]:
         def check() -> bool:

@@ -148,6 +148,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"status":"error","errorType":"not_found","error":"mode"}')
 
 
+def adaptation(url: str, timeout: str) -> dict[str, Any]:
+    """``spec.adaptation`` of a CR that reads every answer from ``url`` as a sample: level
+    queries (one number each), no history, an interval of 1 s."""
+    return {
+        "enabled": True,
+        "prometheus": {"url": url, "timeout": timeout},
+        "source": "custom",
+        "queries": {"decodeTokensPerSecond": "decode", "timeToFirstTokenSeconds": "ttft"},
+        "history": "0s",
+        "interval": "1s",
+        "minSamples": 1,
+    }
+
+
 class HostilePrometheus(ThreadingHTTPServer):
     """``with HostilePrometheus() as prom: prom.url("dribble")``; stopped on exit."""
 

@@ -24,7 +24,7 @@ from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
 from inference_thresholds.controller.configmap import data_hash
 from inference_thresholds_dev.cluster.access import ClusterAccess
-from inference_thresholds_dev.hostile_prometheus import HostilePrometheus
+from inference_thresholds_dev.hostile_prometheus import HostilePrometheus, adaptation
 
 POOL = "test.inference.dev/pool"
 PROFILE = "hw.inference.dev/profile"
@@ -51,19 +51,7 @@ def _spec(pool: str, **extra: Any) -> dict[str, Any]:
 
 
 def _adaptive(pool: str, url: str, timeout: str = "3s") -> dict[str, Any]:
-    # Level queries (one number each) and no history: every answer is read as a sample.
-    return _spec(
-        pool,
-        adaptation={
-            "enabled": True,
-            "prometheus": {"url": url, "timeout": timeout},
-            "source": "custom",
-            "queries": {"decodeTokensPerSecond": "decode", "timeToFirstTokenSeconds": "ttft"},
-            "history": "0s",
-            "interval": "1s",
-            "minSamples": 1,
-        },
-    )
+    return _spec(pool, adaptation=adaptation(url, timeout))
 
 
 def _node_events(cluster: Cluster, node: str) -> list[dict[str, Any]]:
