@@ -23,6 +23,7 @@ from .nvidia import (
     detect_nvidia,
 )
 from .pci import scan_pci
+from .profile_bounds import fit_profile
 from .sources import HostFiles
 
 NVML_RECORDING = "nvml.json"  # under --root: an NVML recording replayed instead of the driver
@@ -117,8 +118,9 @@ class Detector:
         nvidia = detect_nvidia(self.nvml, pci.nvidia_gpus, detect_mps(self.files, self.env))
         notes.extend(nvidia.notes)
 
-        profile = HardwareProfile(
-            cpu=CpuInfo(
+        # Unchecked here; fit_profile checks every value against the model's bounds once.
+        raw = HardwareProfile.model_construct(
+            cpu=CpuInfo.model_construct(
                 vendor=cpu.vendor,
                 model=cpu.model,
                 architecture=cpu.architecture,
@@ -131,7 +133,7 @@ class Detector:
                 sockets=cpu.sockets,
                 numa_nodes=cpu.numa_nodes,
             ),
-            memory=MemoryInfo(
+            memory=MemoryInfo.model_construct(
                 total_mib=memory.total_mib,
                 bandwidth_gbps=memory.bandwidth_gbps,
                 bandwidth_source=memory.source,
@@ -141,6 +143,8 @@ class Detector:
             accelerators=pci.accelerators,
             source="agent",
         )
+        profile, dropped = fit_profile(raw)
+        notes.extend(dropped)
         return Detection(
             profile=profile,
             gpu_state=nvidia.state,

@@ -6,6 +6,7 @@ the API types and imports nothing beyond pydantic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Literal
 
@@ -39,6 +40,11 @@ def env_variables(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
 def env_fields(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
     """The inverse of ``env_variables``: variable -> Thresholds field."""
     return {var: field for field, var in env_variables(prefix).items()}
+
+
+def document_text(doc: ThresholdsDocument) -> str:
+    """The document as the ConfigMap holds it (``DOCUMENT_KEY``)."""
+    return json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"
 
 
 CONTENT_HASH_KEY = "INFERENCE_THRESHOLDS_CONTENT_HASH"

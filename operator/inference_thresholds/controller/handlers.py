@@ -58,10 +58,16 @@ def probe_policy(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     return state.policy.describe() if state is not None else {}
 
 
+@kopf.on.probe(id="work")
+def probe_work(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    state = _state(memo)
+    return lifecycle.health(state) if state is not None else {}
+
+
 @kopf.on.event("nodes")
 async def node_changed(name: str, type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if (state := _state(memo)) is not None:
-        wakeups.node_changed(state, name, None if type == "DELETED" else body)
+        await wakeups.node_event(state, name, None if type == "DELETED" else body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

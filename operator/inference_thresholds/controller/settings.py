@@ -70,6 +70,8 @@ class OperatorConfig:
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
+    # A reconcile running longer than this is wedged: /healthz fails so the pod restarts.
+    wedged_seconds: float = 300.0
     # Where adaptation reads metrics when a CR names no spec.adaptation.prometheus.
     prometheus_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -89,6 +91,7 @@ class OperatorConfig:
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+            wedged_seconds=_env_float(env, "WEDGED_SECONDS", base.wedged_seconds),
             prometheus_url=_env_url(env, "PROMETHEUS_URL"),
         )
 
