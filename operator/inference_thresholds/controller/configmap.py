@@ -34,6 +34,7 @@ from ..api.thresholds_document import (
     env_data,
     published_env,
 )
+from ..api.thresholds_document import env_value as env_value  # re-export: callers' import path
 from .kube import ConfigMapApi, Json
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
