@@ -60,10 +60,10 @@ from scale_objects import (
 from inference_thresholds import engine
 from inference_thresholds.api.thresholds_document import DOCUMENT_KEY
 from inference_thresholds.controller.node_index import NodeRecord, node_record
-from inference_thresholds.controller.reconcile import make_plan
+from inference_thresholds.controller.plan import make_plan
 from inference_thresholds.controller.selector import matches
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
@@ -308,8 +308,8 @@ def cluster(kubeconfig: str | None, workdir: Path) -> Iterator[ClusterAccess]:
     if kubeconfig:
         yield ClusterAccess(Path(kubeconfig), local=False)
         return
-    from inference_thresholds.devcluster.binaries import locate
-    from inference_thresholds.devcluster.cluster import LocalCluster
+    from inference_thresholds_dev.cluster.binaries import locate
+    from inference_thresholds_dev.cluster.cluster import LocalCluster
 
     local = LocalCluster(workdir / "controlplane", locate())
     local.start(progress=log)
@@ -678,8 +678,8 @@ def main() -> int:
                 STOPPING.set()
             if args.kubeconfig:
                 log("cleaning up (namespaces, nodes)")
-                # The operator's finalizer would hold the CRs (and their namespaces) now
-                # that it is stopped: take it off first.
+                # Objects an older operator version finalized would hold their namespaces
+                # now that it is stopped: take any finalizer off first.
                 unfinalize = {"metadata": {"finalizers": None}}
                 bulk(
                     lambda p: custom.patch_namespaced_custom_object(

@@ -13,7 +13,8 @@ from typing import Any
 
 from inference_thresholds.api import CpuInfo, DeviceInfo, HardwareProfile, MemoryInfo
 from inference_thresholds.api.crd import InferenceThresholdsSpec
-from inference_thresholds_agent.labels import PREFIX, profile_labels
+from inference_thresholds.api.node_contract import LABEL_PREFIX
+from inference_thresholds_agent.labels import profile_labels
 from inference_thresholds_agent.publisher import desired_metadata
 
 BENCH_LABEL = "inference-thresholds-bench"
@@ -205,7 +206,7 @@ def _selector(j: int, classes: list[HardwareProfile]) -> tuple[dict[str, Any], s
     if shape == 0:
         pools = [POOLS[j % 10], POOLS[(j + 3) % 10]]
         sel = {
-            "matchLabels": {PREFIX + "gpu.vendor": "nvidia"},
+            "matchLabels": {LABEL_PREFIX + "gpu.vendor": "nvidia"},
             "matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": pools}],
         }
         return sel, "gpu"
@@ -214,18 +215,20 @@ def _selector(j: int, classes: list[HardwareProfile]) -> tuple[dict[str, Any], s
     if shape == 2:
         return {
             "matchExpressions": [
-                {"key": PREFIX + "gpu.count", "operator": "DoesNotExist"},
+                {"key": LABEL_PREFIX + "gpu.count", "operator": "DoesNotExist"},
                 {"key": ZONE_LABEL, "operator": "In", "values": [zone]},
             ]
         }, "cpu"
     if shape == 3:
         product = gpu_products[j % len(gpu_products)]
         labels = profile_labels(next(p for p in classes if p.gpus and p.gpus[0].product == product))
-        return {"matchLabels": {PREFIX + "gpu.product": labels[PREFIX + "gpu.product"]}}, "gpu"
+        return {
+            "matchLabels": {LABEL_PREFIX + "gpu.product": labels[LABEL_PREFIX + "gpu.product"]}
+        }, "gpu"
     if shape == 4:
         return {
             "matchExpressions": [
-                {"key": PREFIX + "cpu.arch", "operator": "In", "values": ["x86_64"]},
+                {"key": LABEL_PREFIX + "cpu.arch", "operator": "In", "values": ["x86_64"]},
                 {"key": POOL_LABEL, "operator": "NotIn", "values": [pool]},
                 {"key": ZONE_LABEL, "operator": "In", "values": [zone]},
             ]

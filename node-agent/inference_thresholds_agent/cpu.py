@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .sources import HostFiles, parse_cpu_list
+from inference_thresholds.api.hardware import NAME_MAX
+from inference_thresholds.bounds import printable
+
+from .sources import CPUINFO_MAX_BYTES, HostFiles, parse_cpu_list
 
 # x86 flags that matter to llama.cpp / bitnet.cpp / oneDNN kernels (kernel spelling).
 X86_ISA = (
@@ -106,8 +109,14 @@ def _first(blocks: list[dict[str, str]], key: str) -> str | None:
     return next((b[key] for b in blocks if b.get(key)), None)
 
 
+def _name(blocks: list[dict[str, str]], key: str) -> str | None:
+    """A name (vendor, model) as one printable line of at most NAME_MAX characters."""
+    value = _first(blocks, key)
+    return printable(value, NAME_MAX) if value is not None else None
+
+
 def _int(value: str | None) -> int | None:
-    if value is None:
+    if value is None or len(value) > 20:
         return None
     try:
         return int(value, 0)
@@ -121,10 +130,10 @@ def _khz_to_mhz(value: int | None) -> float | None:
 
 def read_cpu(files: HostFiles) -> CpuFacts:
     facts = CpuFacts()
-    blocks = parse_cpuinfo(files.read_text("/proc/cpuinfo") or "")
+    blocks = parse_cpuinfo(files.read_text("/proc/cpuinfo", CPUINFO_MAX_BYTES) or "")
     processors = [b for b in blocks if "processor" in b]
 
-    vendor_id = _first(blocks, "vendor_id")
+    vendor_id = _name(blocks, "vendor_id")
     implementer = _int(_first(blocks, "CPU implementer"))
     flags = set((_first(blocks, "flags") or "").split())
     features = set((_first(blocks, "Features") or "").split())
@@ -132,7 +141,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
     if vendor_id is not None or flags:
         facts.architecture = "x86_64" if "lm" in flags else "x86"
         facts.vendor = _X86_VENDORS.get(vendor_id or "", (vendor_id or "").lower() or None)
-        facts.model = _first(blocks, "model name")
+        facts.model = _name(blocks, "model name")
         facts.isa = sorted(f for f in X86_ISA if f in flags)
     elif implementer is not None or features:
         facts.architecture = "aarch64"
@@ -140,7 +149,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
         part = _int(_first(blocks, "CPU part"))
         core = ARM_PARTS.get((implementer or -1, part or -1))
         # Arm kernels print no model name; name the core so spec tables can match it.
-        facts.model = _first(blocks, "model name") or (
+        facts.model = _name(blocks, "model name") or (
             f"{facts.vendor.upper() if facts.vendor == 'arm' else facts.vendor.title()} {core}"
             if core
             else None
@@ -226,6 +235,6 @@ def _frequency(files: HostFiles, facts: CpuFacts) -> None:
     facts.base_frequency_mhz = _khz_to_mhz(max(bases)) if bases else None
     if facts.base_frequency_mhz is None and facts.model:
         # Intel model names state the base clock: "... CPU @ 2.10GHz".
-        match = re.search(r"@\s*([0-9.]+)\s*GHz", facts.model)
+        match = re.search(r"@\s*([0-9]{1,2}(?:\.[0-9]{1,3})?)\s*GHz", facts.model)
         if match:
             facts.base_frequency_mhz = round(float(match.group(1)) * 1000, 1)

@@ -1,4 +1,4 @@
-"""HardwareProfile -> ``hw.inference.dev/`` node labels.
+"""HardwareProfile -> ``hw.inference.dev/`` node labels (keys: ``api.node_contract``).
 
 Rules (each fixes a complaint about NFD/GFD labels):
 - numbers carry their unit in the key (``memory.total-mib``), never in the value;
@@ -8,58 +8,96 @@ Rules (each fixes a complaint about NFD/GFD labels):
   characters keeps 54 characters plus ``-`` and 8 hex digits of its SHA-256, so two long
   names never collide silently. The unabridged profile is in the annotation.
 - per GPU/accelerator kind: ``gpu.count`` is all GPUs on the node; product, memory and
-  speeds describe the largest group (the full list is in the annotation).
+  speeds describe the largest group (the full list is in the annotation);
+- every number a scheduler may compare has an integer form, because node affinity's
+  ``Gt``/``Lt`` parse label values as integers (a label of ``7.91`` matches neither):
+  ``cpu.usable-millicores``, ``*.fp16-tflops-int``/``*.int8-tops-int`` (rounded down, so
+  ``Gt 311`` holds for 312 TFLOPS), ``*.compute-capability-major``/``-minor``; sizes are
+  integer MiB already (``memory.total-mib``, ``gpu.memory-mib``).
+- ``LabelFilter`` (NFD's ``labelWhiteList`` idea, plus a deny list): which names are
+  published at all, e.g. ``exclude: ^gpu[.]`` where GPU Feature Discovery already labels
+  GPUs. The profile annotation always carries everything (the operator reads that).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from dataclasses import dataclass
 
-from inference_thresholds.api import DeviceInfo, HardwareProfile
-
-PREFIX = "hw.inference.dev/"
-PROFILE_ANNOTATION = PREFIX + "profile"
-OWNED_LABELS_ANNOTATION = PREFIX + "owned-labels"
-
-MAX_VALUE = 63
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+from inference_thresholds.api import DeviceInfo, GpuSharing, HardwareProfile
+from inference_thresholds.api.node_contract import (
+    LABEL_PREFIX,
+    LABEL_VALUE_MAX,
+    valid_label_name,
+)
+from inference_thresholds.text import decimal_text
 
 
 class LabelError(ValueError):
-    """A label key or value that Kubernetes would reject."""
-
-
-def valid_value(value: str) -> bool:
-    return len(value) <= MAX_VALUE and bool(_VALUE_RE.match(value))
+    """A label key that Kubernetes would reject."""
 
 
 def validate_key(key: str) -> None:
     prefix, _, name = key.rpartition("/")
-    if prefix + "/" != PREFIX or not name or len(name) > 63 or not _NAME_RE.match(name):
+    if prefix + "/" != LABEL_PREFIX or not valid_label_name(name):
         raise LabelError(
-            f"label key {key!r}: the name after {PREFIX!r} must be 1-63 characters of "
+            f"label key {key!r}: the name after {LABEL_PREFIX!r} must be 1-63 characters of "
             "[A-Za-z0-9._-], starting and ending alphanumeric"
         )
 
 
 def sanitise(value: str) -> str:
+    """Any text as a valid label value (see the module docstring); '' when nothing is left."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip())
     cleaned = re.sub(r"-{2,}", "-", cleaned)
     cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
-    if len(cleaned) > MAX_VALUE:
+    if len(cleaned) > LABEL_VALUE_MAX:
         digest = hashlib.sha256(cleaned.encode()).hexdigest()[:8]
         head = re.sub(r"[^A-Za-z0-9]+$", "", cleaned[:54])
         cleaned = f"{head}-{digest}"
     return cleaned
 
 
+@dataclass(frozen=True)
+class LabelFilter:
+    """Include/exclude regular expressions over label names without the prefix.
+
+    As NFD's ``labelWhiteList``: a name is published when ``include`` matches somewhere
+    in it (``re.search``; anchor with ``^``/``$``) and ``exclude`` does not; exclude wins.
+    """
+
+    include: re.Pattern[str] | None = None
+    exclude: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, include: str | None, exclude: str | None) -> LabelFilter:
+        """From option text; a bad expression raises ValueError naming the option."""
+        return cls(_compile("include", include), _compile("exclude", exclude))
+
+    def allows(self, key: str) -> bool:
+        name = key.removeprefix(LABEL_PREFIX)
+        if self.include is not None and not self.include.search(name):
+            return False
+        return self.exclude is None or not self.exclude.search(name)
+
+
+def _compile(option: str, text: str | None) -> re.Pattern[str] | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"labels-{option} {text!r}: not a regular expression ({exc})") from None
+
+
+ALL_LABELS = LabelFilter()
+
+
 def number(value: float) -> str:
     """Integers without '.0'; other numbers with at most 2 decimals, no exponent."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    return decimal_text(value, 2)
 
 
 def _device_labels(kind: str, devices: list[DeviceInfo], out: dict[str, str]) -> None:
@@ -77,18 +115,32 @@ def _device_labels(kind: str, devices: list[DeviceInfo], out: dict[str, str]) ->
         out[f"{kind}.memory-bandwidth-gbps"] = str(round(main.memory_bandwidth_gbps))
     if main.fp16_tflops:
         out[f"{kind}.fp16-tflops"] = number(round(main.fp16_tflops, 1))
+        out[f"{kind}.fp16-tflops-int"] = str(math.floor(main.fp16_tflops))
     if main.int8_tops:
         out[f"{kind}.int8-tops"] = number(round(main.int8_tops, 1))
+        out[f"{kind}.int8-tops-int"] = str(math.floor(main.int8_tops))
     if main.compute_capability:
         out[f"{kind}.compute-capability"] = main.compute_capability
+        major, _, minor = main.compute_capability.partition(".")
+        out[f"{kind}.compute-capability-major"] = major
+        out[f"{kind}.compute-capability-minor"] = minor
     if main.sm_count:
         out[f"{kind}.sm-count"] = str(main.sm_count)
     if main.mig_enabled is not None:
         out[f"{kind}.mig-enabled"] = "true" if main.mig_enabled else "false"
+    parts = main.partitions or []
+    instances = sum(p.count for p in parts if p.mig_profile)
+    if instances:
+        out[f"{kind}.mig-instances"] = str(instances)
+    shared = next((p for p in parts if p.sharing is not GpuSharing.NONE), None)
+    if shared is not None:
+        out[f"{kind}.sharing"] = shared.sharing.value
+        if shared.replicas:
+            out[f"{kind}.replicas"] = str(shared.replicas)
 
 
-def profile_labels(profile: HardwareProfile) -> dict[str, str]:
-    """The label set for a profile: sorted, sanitised, every key and value validated."""
+def profile_labels(profile: HardwareProfile, allowed: LabelFilter = ALL_LABELS) -> dict[str, str]:
+    """The label set for a profile: sorted, sanitised, validated, filtered by ``allowed``."""
     raw: dict[str, str] = {}
     cpu, memory = profile.cpu, profile.memory
     if cpu.vendor:
@@ -110,6 +162,8 @@ def profile_labels(profile: HardwareProfile) -> dict[str, str]:
     for name, amount in numbers:
         if amount is not None:
             raw[name] = number(amount)
+    if cpu.usable_cores is not None:
+        raw["cpu.usable-millicores"] = str(math.floor(round(cpu.usable_cores * 1000, 3)))
     for feature in cpu.isa:
         raw[f"cpu.isa.{feature}"] = "true"
     if memory.bandwidth_gbps is not None:
@@ -121,11 +175,9 @@ def profile_labels(profile: HardwareProfile) -> dict[str, str]:
 
     labels: dict[str, str] = {}
     for name, value in sorted(raw.items()):
-        key = PREFIX + sanitise(name).lower()
+        key = LABEL_PREFIX + sanitise(name).lower()
         validate_key(key)
-        clean = sanitise(value)
-        if not valid_value(clean):  # unreachable after sanitise; kept as a guard
-            raise LabelError(f"label {key}: value {value!r} cannot be made valid")
-        if clean:
+        clean = sanitise(value)  # always a valid value (a property test holds it to that)
+        if clean and allowed.allows(key):
             labels[key] = clean
     return labels

@@ -1,5 +1,12 @@
 """NVIDIA GPUs through NVML, behind a narrow protocol so tests replay recordings.
 
+MIG instances are read through NVML's MIG API: ``nvmlDeviceGetMaxMigDeviceCount`` on the
+parent, ``nvmlDeviceGetMigDeviceHandleByIndex`` for each index that holds an instance, then
+``nvmlDeviceGetName`` (``... MIG 1g.10gb``) and ``nvmlDeviceGetAttributes`` (SMs, slices,
+memory) on the instance. Sharing by time-slicing is configured in the device plugin
+(cluster side: the operator reads it from GPU Feature Discovery's labels); MPS is seen here
+when this process is an MPS client or the control daemon's state is visible.
+
 NVML states map to what the agent does:
 - library not found and no NVIDIA PCI device: no GPUs (a CPU node), nothing to retry;
 - library missing while NVIDIA PCI devices exist, or init failing (driver still
@@ -11,21 +18,34 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from inference_thresholds.api import DeviceInfo
+from inference_thresholds.api import DeviceInfo, GpuPartition, GpuSharing
+from inference_thresholds.api.hardware import NAME_MAX
+from inference_thresholds.bounds import printable
 from inference_thresholds.engine.specs import lookup_gpu
+
+from .sources import HostFiles
 
 MIB = 1024 * 1024
 # NVML-derived bandwidth within this ratio of the table is trusted as the device's own.
 _CROSS_CHECK_TOLERANCE = 0.15
 # FP32 cores per SM by compute capability, to turn nvmlDeviceGetNumGpuCores into SMs.
 _CORES_PER_SM = {(6, 0): 64, (7, 0): 64, (7, 2): 64, (7, 5): 64, (8, 0): 64}
+# Instance profile in a MIG device's NVML name: "NVIDIA A100-SXM4-80GB MIG 1g.10gb".
+_MIG_NAME = re.compile(r"\bMIG ((?:\d+c\.)?\d+g\.\d+gb(?:[+-][a-z.,]+)?)")
+_MAX_MIG_DEVICES = 64  # NVML reports 7 on A100/H100; a bound against a broken driver
+# The NVIDIA device plugin's MPS control daemon (default root /run/nvidia/mps) writes a
+# .started file per shared resource; the path holds the resource name.
+MPS_ROOT = "/run/nvidia/mps"
+NVML_COMPUTEMODE_EXCLUSIVE_PROCESS = 3
 
 
 class GpuState(StrEnum):
@@ -43,6 +63,17 @@ class NvmlError(Exception):
 
 
 @dataclass
+class NvmlMigReading:
+    """One MIG device (a compute instance in a GPU instance) as NVML describes it."""
+
+    name: str | None = None
+    memory_mib: int | None = None  # nvmlDeviceAttributes.memorySizeMB (MiB)
+    multiprocessor_count: int | None = None
+    gpu_instance_slices: int | None = None
+    compute_instance_slices: int | None = None
+
+
+@dataclass
 class NvmlDeviceReading:
     """What NVML says about one device; None where the call is unsupported."""
 
@@ -54,6 +85,9 @@ class NvmlDeviceReading:
     mig_mode_current: int | None = None
     multiprocessor_count: int | None = None
     num_gpu_cores: int | None = None
+    # None: MIG off or not asked; [] : MIG on with no instance created yet.
+    mig_devices: list[NvmlMigReading] | None = None
+    compute_mode: int | None = None
 
 
 class NvmlBackend(Protocol):
@@ -104,7 +138,7 @@ class PynvmlBackend:
     def driver_version(self) -> str | None:
         nvml = self._module()
         value = self._optional(nvml.nvmlSystemGetDriverVersion)
-        return value.decode() if isinstance(value, bytes) else value
+        return value.decode(errors="replace") if isinstance(value, bytes) else value
 
     def device_count(self) -> int:
         nvml = self._module()
@@ -124,8 +158,9 @@ class PynvmlBackend:
         mig = self._optional(lambda: nvml.nvmlDeviceGetMigMode(handle))
         attributes = self._optional(lambda: nvml.nvmlDeviceGetAttributes(handle))
         cc = self._optional(lambda: nvml.nvmlDeviceGetCudaComputeCapability(handle))
+        mig_on = mig is not None and int(mig[0]) == 1
         return NvmlDeviceReading(
-            name=name.decode() if isinstance(name, bytes) else str(name),
+            name=name.decode(errors="replace") if isinstance(name, bytes) else str(name),
             memory_total_bytes=int(memory.total) if memory is not None else None,
             max_memory_clock_mhz=self._optional(
                 lambda: int(nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_MEM))
@@ -139,7 +174,40 @@ class PynvmlBackend:
                 int(attributes.multiprocessorCount) if attributes is not None else None
             ),
             num_gpu_cores=self._optional(lambda: int(nvml.nvmlDeviceGetNumGpuCores(handle))),
+            mig_devices=self._mig_devices(handle) if mig_on else None,
+            compute_mode=self._optional(lambda: int(nvml.nvmlDeviceGetComputeMode(handle))),
         )
+
+    def _mig_devices(self, parent: Any) -> list[NvmlMigReading] | None:
+        """The MIG devices that exist: indices without an instance answer NOT_FOUND.
+        None when the driver cannot say (not: no instance)."""
+        nvml = self._module()
+        slots = self._optional(lambda: int(nvml.nvmlDeviceGetMaxMigDeviceCount(parent)))
+        if slots is None:
+            return None
+        found: list[NvmlMigReading] = []
+        for index in range(min(slots, _MAX_MIG_DEVICES)):
+            handle = self._optional(lambda: nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, index))  # noqa: B023
+            if handle is None:
+                continue
+            name = self._optional(lambda: nvml.nvmlDeviceGetName(handle))  # noqa: B023
+            attributes = self._optional(lambda: nvml.nvmlDeviceGetAttributes(handle))  # noqa: B023
+            found.append(
+                NvmlMigReading(
+                    name=name.decode() if isinstance(name, bytes) else name,
+                    memory_mib=int(attributes.memorySizeMB) if attributes else None,
+                    multiprocessor_count=int(attributes.multiprocessorCount)
+                    if attributes
+                    else None,
+                    gpu_instance_slices=int(attributes.gpuInstanceSliceCount)
+                    if attributes
+                    else None,
+                    compute_instance_slices=int(attributes.computeInstanceSliceCount)
+                    if attributes
+                    else None,
+                )
+            )
+        return found
 
 
 class NoNvml:
@@ -167,6 +235,9 @@ class RecordedNvml:
 
     ``initErrors``: how many init() calls fail before NVML "becomes ready" (a driver
     container still starting); ``libraryMissing``: init always fails as if no driver.
+    Per device, ``migDevices`` lists the MIG devices (``name``, ``memorySizeMB``,
+    ``multiprocessorCount``, ``gpuInstanceSliceCount``, ``computeInstanceSliceCount``:
+    the fields of nvmlDeviceAttributes_t) and ``computeMode`` nvmlDeviceGetComputeMode.
     """
 
     data: dict[str, Any]
@@ -207,6 +278,19 @@ class RecordedNvml:
             mig_mode_current=int(mig[0]) if mig else None,
             multiprocessor_count=raw.get("multiprocessorCount"),
             num_gpu_cores=raw.get("numGpuCores"),
+            mig_devices=[
+                NvmlMigReading(
+                    name=m.get("name"),
+                    memory_mib=m.get("memorySizeMB"),
+                    multiprocessor_count=m.get("multiprocessorCount"),
+                    gpu_instance_slices=m.get("gpuInstanceSliceCount"),
+                    compute_instance_slices=m.get("computeInstanceSliceCount"),
+                )
+                for m in raw["migDevices"]
+            ]
+            if "migDevices" in raw
+            else None,
+            compute_mode=raw.get("computeMode"),
         )
 
 
@@ -218,9 +302,19 @@ class GpuDetection:
     notes: list[str] = field(default_factory=list)
 
 
+# NVML answers in C integers; a clock or bus width beyond these is a broken reading.
+_CLOCK_MAX_MHZ = 100_000
+_BUS_MAX_BITS = 1 << 16
+
+
 def nvml_bandwidth_gbps(reading: NvmlDeviceReading) -> float | None:
     """max memory clock x bus width x 2 (double data rate) / 8 bits, in GB/s."""
     if not reading.max_memory_clock_mhz or not reading.memory_bus_width_bits:
+        return None
+    if not (
+        0 < reading.max_memory_clock_mhz <= _CLOCK_MAX_MHZ
+        and 0 < reading.memory_bus_width_bits <= _BUS_MAX_BITS
+    ):
         return None
     return reading.max_memory_clock_mhz * reading.memory_bus_width_bits * 2 / 8 / 1000
 
@@ -234,7 +328,55 @@ def sm_count(reading: NvmlDeviceReading) -> int | None:
     return None
 
 
+def mig_memory_gb(device_bytes: int, instance_mib: int) -> int:
+    """The GB in a MIG profile name, as go-nvlib (NVIDIA's device library) computes it: the
+    instance's share of memory rounded up to eighths, times the device's GiB rounded up."""
+    eighths = math.ceil(instance_mib * MIB / device_bytes * 8 - 1e-9) / 8
+    return math.floor(eighths * math.ceil(device_bytes / 2**30) + 0.5)  # Go's math.Round
+
+
+def mig_profile(mig: NvmlMigReading, device_bytes: int | None) -> str | None:
+    """'1g.10gb' from the instance's NVML name, else from its attributes like go-nvlib."""
+    match = _MIG_NAME.search(mig.name or "")
+    if match:
+        return match.group(1)
+    g, c = mig.gpu_instance_slices, mig.compute_instance_slices
+    if not g or not mig.memory_mib or not device_bytes:
+        return None
+    gb = mig_memory_gb(device_bytes, mig.memory_mib)
+    return f"{g}g.{gb}gb" if not c or c == g else f"{c}c.{g}g.{gb}gb"
+
+
+def mig_partitions(reading: NvmlDeviceReading, notes: list[str]) -> list[GpuPartition] | None:
+    """Identical MIG devices of one GPU as partitions with a count; None when MIG is off."""
+    if reading.mig_devices is None:
+        return None
+    if not reading.mig_devices:
+        notes.append(f"{reading.name}: MIG enabled but no MIG device created: nothing to run on")
+        return []
+    grouped: dict[tuple[object, ...], GpuPartition] = {}
+    for mig in reading.mig_devices:
+        profile = mig_profile(mig, reading.memory_total_bytes)
+        if profile is None:
+            notes.append(f"{reading.name}: a MIG device without profile or attributes: skipped")
+            continue
+        part = GpuPartition(
+            mig_profile=profile,
+            memory_mib=mig.memory_mib,
+            multiprocessors=mig.multiprocessor_count,
+            compute_slices=mig.gpu_instance_slices,
+        )
+        key = tuple(part.model_dump().values())
+        if key in grouped:
+            grouped[key].count += 1
+        else:
+            grouped[key] = part
+    return sorted(grouped.values(), key=lambda p: (p.memory_mib or 0, p.mig_profile or ""))
+
+
 def describe(reading: NvmlDeviceReading, notes: list[str]) -> DeviceInfo:
+    """The device as NVML describes it; unchecked (``profile_bounds.fit_profile`` checks)."""
+    reading = replace(reading, name=printable(reading.name, NAME_MAX) or "NVIDIA GPU")
     spec = lookup_gpu(reading.name)
     derived = nvml_bandwidth_gbps(reading)
     bandwidth = derived
@@ -253,7 +395,7 @@ def describe(reading: NvmlDeviceReading, notes: list[str]) -> DeviceInfo:
     if spec is None:
         notes.append(f"{reading.name}: not in the GPU table; no FP16/INT8 peak published")
     cc = reading.cuda_compute_capability
-    return DeviceInfo(
+    return DeviceInfo.model_construct(
         vendor="nvidia",
         product=reading.name,
         count=1,
@@ -266,22 +408,82 @@ def describe(reading: NvmlDeviceReading, notes: list[str]) -> DeviceInfo:
         mig_enabled=bool(reading.mig_mode_current)
         if reading.mig_mode_current is not None
         else None,
+        partitions=mig_partitions(reading, notes),
     )
 
 
 def group_devices(devices: list[DeviceInfo]) -> list[DeviceInfo]:
-    """Identical devices -> one entry with a count; ordered by count, then product."""
+    """Identical devices -> one entry with a count; ordered by count, then product.
+
+    GPUs partitioned alike are identical: their partition counts add up (8 GPUs with seven
+    1g.10gb instances each -> one group of 8 with 56 instances).
+    """
     groups: dict[str, DeviceInfo] = {}
     for device in devices:
         key = json.dumps(device.model_dump(mode="json", exclude={"count"}), sort_keys=True)
         if key in groups:
-            groups[key].count += device.count
+            group = groups[key]
+            group.count += device.count
+            for mine, theirs in zip(group.partitions or [], device.partitions or [], strict=True):
+                mine.count += theirs.count
         else:
-            groups[key] = device.model_copy()
+            groups[key] = device.model_copy(deep=True)
     return sorted(groups.values(), key=lambda d: (-d.count, d.product))
 
 
-def detect_nvidia(backend: NvmlBackend, pci_nvidia_gpus: int) -> GpuDetection:
+@dataclass(frozen=True)
+class MpsSharing:
+    """Evidence that GPUs here are shared through MPS, and the replica count if known."""
+
+    evidence: str
+    replicas: int | None = None
+
+
+def mps_started_resources(files: HostFiles) -> list[str]:
+    """Resources whose MPS control daemon reports started (<root>/<domain>/<name>/.started)."""
+    found = []
+    for domain in files.list_dir(MPS_ROOT)[:16]:
+        for name in files.list_dir(f"{MPS_ROOT}/{domain}")[:16]:
+            if files.exists(f"{MPS_ROOT}/{domain}/{name}/.started"):
+                found.append(f"{domain}/{name}")
+    return found
+
+
+def detect_mps(files: HostFiles, env: Mapping[str, str]) -> MpsSharing | None:
+    """MPS as this process or host can see it: the client environment the device plugin
+    gives a container (CUDA_MPS_PIPE_DIRECTORY, optionally CUDA_MPS_ACTIVE_THREAD_PERCENTAGE)
+    or the control daemon's .started file under the host's MPS root."""
+    if env.get("CUDA_MPS_PIPE_DIRECTORY"):
+        replicas = None
+        try:
+            percentage = float(env.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", ""))
+        except ValueError:
+            percentage = math.nan
+        if 0 < percentage <= 100:
+            replicas = max(1, round(100 / percentage))
+        return MpsSharing("this process is an MPS client (CUDA_MPS_PIPE_DIRECTORY)", replicas)
+    started = mps_started_resources(files)
+    if started:
+        return MpsSharing(f"MPS control daemon started for {', '.join(started)} ({MPS_ROOT})")
+    return None
+
+
+def _apply_mps(devices: list[DeviceInfo], mps: MpsSharing, notes: list[str]) -> None:
+    # The device plugin shares every GPU of a node the same way, and MPS not on MIG.
+    for device in devices:
+        if not device.mig_enabled:
+            device.partitions = [
+                GpuPartition(count=device.count, sharing=GpuSharing.MPS, replicas=mps.replicas)
+            ]
+    notes.append(
+        f"GPUs shared through MPS: {mps.evidence}"
+        + (f", {mps.replicas} clients per GPU" if mps.replicas else ", replica count unknown")
+    )
+
+
+def detect_nvidia(
+    backend: NvmlBackend, pci_nvidia_gpus: int, mps: MpsSharing | None = None
+) -> GpuDetection:
     """GPUs from NVML; never raises for NVML trouble -- the state says what happened."""
     try:
         backend.init()
@@ -295,11 +497,19 @@ def detect_nvidia(backend: NvmlBackend, pci_nvidia_gpus: int) -> GpuDetection:
     try:
         notes: list[str] = []
         count = backend.device_count()
-        readings = [describe(backend.device(i), notes) for i in range(count)]
+        raw = [backend.device(i) for i in range(count)]
+        devices = group_devices([describe(reading, notes) for reading in raw])
         state = GpuState.OK if count or not pci_nvidia_gpus else GpuState.PENDING
         if count < pci_nvidia_gpus:
             notes.append(f"NVML sees {count} of {pci_nvidia_gpus} NVIDIA GPUs on the PCI bus")
-        return GpuDetection(state, group_devices(readings), backend.driver_version(), notes)
+        if mps is not None:
+            _apply_mps(devices, mps, notes)
+        elif any(r.compute_mode == NVML_COMPUTEMODE_EXCLUSIVE_PROCESS for r in raw):
+            notes.append(
+                "compute mode EXCLUSIVE_PROCESS (an MPS control daemon sets it): the GPUs may "
+                "be shared through MPS; nvidia.com/gpu.sharing-strategy on the node tells"
+            )
+        return GpuDetection(state, devices, backend.driver_version(), notes)
     except NvmlError as exc:
         return GpuDetection(GpuState.PENDING, notes=[f"NVML query failed: {exc}"])
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -22,8 +23,16 @@ from .memory import (
     probe_limits,
     read_memory,
 )
-from .nvidia import GpuState, NvmlBackend, PynvmlBackend, RecordedNvml, detect_nvidia
+from .nvidia import (
+    GpuState,
+    NvmlBackend,
+    PynvmlBackend,
+    RecordedNvml,
+    detect_mps,
+    detect_nvidia,
+)
 from .pci import scan_pci
+from .profile_bounds import fit_profile
 from .sources import HostFiles
 
 NVML_RECORDING = "nvml.json"  # under --root: an NVML recording replayed instead of the driver
@@ -93,11 +102,16 @@ class Detector:
         nvml: NvmlBackend | None = None,
         probe: BandwidthProbe | None = None,
         scope: Scope = Scope.PROCESS,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.files = HostFiles(root)
         if isinstance(probe_bandwidth, bool):
             probe_bandwidth = ProbeMode.ALWAYS if probe_bandwidth else ProbeMode.NEVER
         self.probe_mode = ProbeMode(probe_bandwidth)
+        # An MPS client's environment says something only about this process.
+        self.env: Mapping[str, str] = (
+            env if env is not None else os.environ if scope is Scope.PROCESS else {}
+        )
         self.nvml = nvml if nvml is not None else default_nvml(root)
         self.probe = probe if probe is not None else default_probe(root)
         self.scope = scope
@@ -150,11 +164,12 @@ class Detector:
             notes.append(f"memory bandwidth: {memory.rule}")
 
         pci = scan_pci(self.files)
-        nvidia = detect_nvidia(self.nvml, pci.nvidia_gpus)
+        nvidia = detect_nvidia(self.nvml, pci.nvidia_gpus, detect_mps(self.files, self.env))
         notes.extend(nvidia.notes)
 
-        profile = HardwareProfile(
-            cpu=CpuInfo(
+        # Unchecked here; fit_profile checks every value against the model's bounds once.
+        raw = HardwareProfile.model_construct(
+            cpu=CpuInfo.model_construct(
                 vendor=cpu.vendor,
                 model=cpu.model,
                 architecture=cpu.architecture,
@@ -167,7 +182,7 @@ class Detector:
                 sockets=cpu.sockets,
                 numa_nodes=cpu.numa_nodes,
             ),
-            memory=MemoryInfo(
+            memory=MemoryInfo.model_construct(
                 total_mib=memory.total_mib,
                 bandwidth_gbps=memory.bandwidth_gbps,
                 bandwidth_source=memory.source,
@@ -179,6 +194,8 @@ class Detector:
             accelerators=pci.accelerators,
             source="agent",
         )
+        profile, dropped = fit_profile(raw)
+        notes.extend(dropped)
         return Detection(
             profile=profile,
             gpu_state=nvidia.state,

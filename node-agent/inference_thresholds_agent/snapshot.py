@@ -15,7 +15,7 @@ from typing import Any
 
 from .cgroups import CGROUP_MOUNT
 from .memory import DMI_ENTRIES, ProbeResult
-from .nvidia import NvmlBackend, NvmlError
+from .nvidia import MPS_ROOT, NvmlBackend, NvmlError, mps_started_resources
 from .pci import PCI_DEVICES
 from .sources import HostFiles
 
@@ -67,7 +67,7 @@ def record_nvml(backend: NvmlBackend) -> dict[str, Any]:
             "initErrors": 0 if exc.library_missing else 1,
         }
     try:
-        devices = []
+        devices: list[dict[str, Any]] = []
         for index in range(backend.device_count()):
             r = backend.device(index)
             devices.append(
@@ -84,8 +84,20 @@ def record_nvml(backend: NvmlBackend) -> dict[str, Any]:
                     else None,
                     "multiprocessorCount": r.multiprocessor_count,
                     "numGpuCores": r.num_gpu_cores,
+                    "computeMode": r.compute_mode,
                 }
             )
+            if r.mig_devices is not None:
+                devices[-1]["migDevices"] = [
+                    {
+                        "name": m.name,
+                        "memorySizeMB": m.memory_mib,
+                        "multiprocessorCount": m.multiprocessor_count,
+                        "gpuInstanceSliceCount": m.gpu_instance_slices,
+                        "computeInstanceSliceCount": m.compute_instance_slices,
+                    }
+                    for m in r.mig_devices
+                ]
         return {"driverVersion": backend.driver_version(), "devices": devices}
     finally:
         backend.shutdown()
@@ -140,6 +152,8 @@ def record_host(
             _copy(files, out, f"{DMI_ENTRIES}/{entry}/raw")
     for index in ("index0", "index1", "index2", "index3", "index4"):
         _copy(files, out, f"/sys/devices/system/cpu/cpu0/cache/{index}/size")
+    for resource in mps_started_resources(files):
+        _copy(files, out, f"{MPS_ROOT}/{resource}/.started")
     if nvml is not None:
         (out / "nvml.json").write_text(json.dumps(record_nvml(nvml), indent=2) + "\n")
     if probe is not None:

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,8 +23,8 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 REPO = Path(__file__).parents[2]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
@@ -60,9 +61,13 @@ class OperatorProcess:
         *,
         policy: Path | None = None,
         namespaces: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.kube = kube
+        self.extra_env = env or {}
         self.namespaces = namespaces
+        self.kubeconfig = kubeconfig or kube.kubeconfig
         self.workdir = workdir
         self.policy = policy
         self.proc: subprocess.Popen[bytes] | None = None
@@ -74,14 +79,15 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"operator-{self.starts}.log"
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Start it; with ``wait``, until /healthz answers 200."""
         self.starts += 1
         argv = [
             str(Path(sys.executable).parent / "inference-thresholds"),
             "operator",
             "run",
             *([f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]),
-            f"--kubeconfig={self.kube.kubeconfig}",
+            f"--kubeconfig={self.kubeconfig}",
             f"--metrics-port={self.metrics_port}",
             f"--liveness-port={self.liveness_port}",
             "--bind=127.0.0.1",
@@ -93,22 +99,41 @@ class OperatorProcess:
             "INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS": "0.2",
             "INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS": "1",
             "INFERENCE_THRESHOLDS_OPERATOR_POLICY_POLL_SECONDS": "0.5",
+            **self.extra_env,
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        eventually(self.healthy, timeout=60, what=f"operator /healthz (log {self.log_path})")
+        if wait:
+            eventually(self.healthy, timeout=60, what=f"operator /healthz (log {self.log_path})")
 
     def healthy(self) -> bool:
+        return self.healthz() == 200
+
+    def healthz(self) -> int | None:
+        """The /healthz status code, None while nothing answers."""
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
+                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=5
             ) as resp:
-                return bool(resp.status == 200)
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
         except OSError:
-            return False
+            return None
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(resident now, peak resident) of the operator process, MiB (VmRSS, VmHWM)."""
+        assert self.proc is not None
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else "0"
+        if "VmRSS" not in fields:  # a zombie: killed, not reaped yet
+            raise RuntimeError(f"operator process {self.proc.pid} has exited")
+        return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -161,14 +186,17 @@ class Cluster:
         cpu: str = "16",
         memory: str = "64Gi",
         annotations: dict[str, str] | None = None,
+        resources: dict[str, str] | None = None,
     ) -> None:
+        """A Node object; ``resources`` adds extended resources (``nvidia.com/gpu``...)."""
+        held = {"cpu": cpu, "memory": memory, "pods": "110", **(resources or {})}
         body = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": name, "labels": labels, "annotations": annotations or {}},
             "status": {
-                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "capacity": held,
+                "allocatable": held,
                 "nodeInfo": {
                     "architecture": "amd64",
                     "machineID": "",

@@ -20,12 +20,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.api.node_contract import LABEL_PREFIX
 from inference_thresholds_agent.admission import load_policy
 from inference_thresholds_agent.kube_rest import NodeApiError, RestNodeApi, from_kubeconfig
-from inference_thresholds_agent.labels import PREFIX
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import KubernetesNodeApi, publish
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 SERVICE_ACCOUNT = "node-agent"
 
@@ -112,7 +112,7 @@ def setup(kube: ClusterAccess, namespace: str) -> Iterator[Setup]:
 
         def enforced() -> bool:
             try:
-                _patch(agent, node_a, {"metadata": {"labels": {PREFIX + "probe": "x"}}},
+                _patch(agent, node_a, {"metadata": {"labels": {LABEL_PREFIX + "probe": "x"}}},
                        dry_run=True)  # fmt: skip
             except ApiException as exc:
                 last[:] = [f"allowed patch refused: {exc.status} {exc.body}"]
@@ -145,22 +145,23 @@ def _labels(api: Any, node: str) -> dict[str, str]:
 
 def test_agent_labels_its_own_node(setup: Setup) -> None:
     profile = detect_profile()
-    result = publish(KubernetesNodeApi(setup.agent), setup.node_a, profile)
+    api = KubernetesNodeApi(setup.agent)
+    result = publish(api, api.get_node(setup.node_a), profile)
     assert result.written
     labels = _labels(setup.admin, setup.node_a)
-    assert labels[PREFIX + "cpu.logical-cores"] == str(profile.cpu.logical_cores)
+    assert labels[LABEL_PREFIX + "cpu.logical-cores"] == str(profile.cpu.logical_cores)
     assert labels["team"] == "ml"
     # and removes its own stale keys again
-    _patch(setup.agent, setup.node_a, {"metadata": {"labels": {PREFIX + "cpu.arch": None}}})
-    assert PREFIX + "cpu.arch" not in _labels(setup.admin, setup.node_a)
+    _patch(setup.agent, setup.node_a, {"metadata": {"labels": {LABEL_PREFIX + "cpu.arch": None}}})
+    assert LABEL_PREFIX + "cpu.arch" not in _labels(setup.admin, setup.node_a)
 
 
 def test_agent_cannot_label_another_node(setup: Setup) -> None:
     message = _denied(
-        setup.agent, setup.node_b, {"metadata": {"labels": {PREFIX + "gpu.count": "8"}}}
+        setup.agent, setup.node_b, {"metadata": {"labels": {LABEL_PREFIX + "gpu.count": "8"}}}
     )
     assert "only the Node its pod runs on" in message
-    assert PREFIX + "gpu.count" not in _labels(setup.admin, setup.node_b)
+    assert LABEL_PREFIX + "gpu.count" not in _labels(setup.admin, setup.node_b)
 
 
 def test_agent_cannot_set_change_or_remove_foreign_labels(setup: Setup) -> None:
@@ -202,7 +203,7 @@ def test_token_without_node_claim_is_denied(kube: ClusterAccess, setup: Setup) -
     token = kube.service_account_token(setup.namespace, SERVICE_ACCOUNT)
     with kube.api_client(token=token) as unbound:
         message = _denied(
-            unbound, setup.node_a, {"metadata": {"labels": {PREFIX + "gpu.count": "1"}}}
+            unbound, setup.node_a, {"metadata": {"labels": {LABEL_PREFIX + "gpu.count": "1"}}}
         )
     assert "only the Node its pod runs on" in message
 
@@ -211,9 +212,9 @@ def test_the_agents_own_http_client_with_the_bound_token(kube: ClusterAccess, se
     """What the DaemonSet runs: kube_rest.RestNodeApi with the pod's projected token."""
     api = RestNodeApi(from_kubeconfig(kube.kubeconfig, token=setup.token))
     profile = detect_profile()
-    assert publish(api, setup.node_a, profile).written
-    assert not publish(api, setup.node_a, profile).written
+    assert publish(api, api.get_node(setup.node_a), profile).written
+    assert not publish(api, api.get_node(setup.node_a), profile).written
     with pytest.raises(NodeApiError) as raised:
-        publish(api, setup.node_b, profile)
+        publish(api, api.get_node(setup.node_b), profile)
     assert raised.value.status == 422
     assert "only the Node its pod runs on" in str(raised.value)

@@ -18,8 +18,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds_agent.labels import PREFIX
+from inference_thresholds.api.node_contract import LABEL_PREFIX
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 CLI = [sys.executable, "-m", "inference_thresholds.cli.main"]
@@ -57,7 +57,7 @@ def test_run_once(kube: ClusterAccess, node_name: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"node {node_name}: ok (wrote)" in result.stdout
-    assert labels(kube, node_name)[PREFIX + "gpu.mig-enabled"] == "true"
+    assert labels(kube, node_name)[LABEL_PREFIX + "gpu.mig-enabled"] == "true"
 
 
 def test_long_running_agent_serves_health_and_metrics(kube: ClusterAccess, node_name: str) -> None:
@@ -86,7 +86,7 @@ def test_long_running_agent_serves_health_and_metrics(kube: ClusterAccess, node_
         metrics = (get("/metrics") or (0, ""))[1]
         assert "inference_thresholds_agent_node_writes_total 1.0" in metrics
         assert 'inference_thresholds_agent_gpu_detection_state{state="ok"} 1.0' in metrics
-        assert labels(kube, node_name)[PREFIX + "gpu.count"] == "8"
+        assert labels(kube, node_name)[LABEL_PREFIX + "gpu.count"] == "8"
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -14,12 +14,16 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from inference_thresholds.api import HardwareProfile
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds.api.node_contract import (
+    LABEL_PREFIX,
+    OWNED_LABELS_ANNOTATION,
+    PROFILE_ANNOTATION,
+)
 from inference_thresholds_agent.agent import Agent, AgentMetrics
-from inference_thresholds_agent.labels import OWNED_LABELS_ANNOTATION, PREFIX, PROFILE_ANNOTATION
 from inference_thresholds_agent.nvidia import GpuState, RecordedNvml
 from inference_thresholds_agent.profile import Detector, Scope
 from inference_thresholds_agent.publisher import KubernetesNodeApi
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 DGX = HOSTS / "dgx-a100-80gb"
@@ -77,17 +81,17 @@ def test_publish_and_read_back(admin: Any, node_name: str) -> None:
     node = read_node(admin, node_name)
     labels = node["metadata"]["labels"]
     annotations = node["metadata"]["annotations"]
-    assert labels[PREFIX + "gpu.product"] == "NVIDIA-A100-SXM4-80GB"
-    assert labels[PREFIX + "gpu.count"] == "8"
-    assert labels[PREFIX + "cpu.usable-cores"] == "250"  # capped by allocatable
-    assert labels[PREFIX + "memory.bandwidth-gbps"] == "410"
+    assert labels[LABEL_PREFIX + "gpu.product"] == "NVIDIA-A100-SXM4-80GB"
+    assert labels[LABEL_PREFIX + "gpu.count"] == "8"
+    assert labels[LABEL_PREFIX + "cpu.usable-cores"] == "250"  # capped by allocatable
+    assert labels[LABEL_PREFIX + "memory.bandwidth-gbps"] == "410"
     assert labels["team"] == "ml"
     assert annotations["example.com/owner"] == "someone-else"
     profile = HardwareProfile.model_validate(json.loads(annotations[PROFILE_ANNOTATION]))
     assert profile.gpus[0].memory_bandwidth_gbps == 2039.0
     assert profile.cpu.usable_cores == 250.0
     owned = set(annotations[OWNED_LABELS_ANNOTATION].split(","))
-    assert owned == {k for k in labels if k.startswith(PREFIX)}
+    assert owned == {k for k in labels if k.startswith(LABEL_PREFIX)}
 
 
 def test_no_write_when_unchanged(admin: Any, node_name: str) -> None:
@@ -105,9 +109,9 @@ def test_no_write_when_unchanged(admin: Any, node_name: str) -> None:
 def test_stale_owned_keys_removed_others_untouched(admin: Any, node_name: str) -> None:
     core = client.CoreV1Api(admin)
     # A label under our prefix that the agent never wrote (a user's pin) must survive.
-    core.patch_node(node_name, {"metadata": {"labels": {PREFIX + "pinned": "yes"}}})
+    core.patch_node(node_name, {"metadata": {"labels": {LABEL_PREFIX + "pinned": "yes"}}})
     agent_for(admin, node_name).tick()
-    assert read_node(admin, node_name)["metadata"]["labels"][PREFIX + "gpu.count"] == "8"
+    assert read_node(admin, node_name)["metadata"]["labels"][LABEL_PREFIX + "gpu.count"] == "8"
 
     # The same node without GPUs (say, moved to a CPU pool's fixture): GPU keys go away.
     cpu_only = Agent(
@@ -118,12 +122,12 @@ def test_stale_owned_keys_removed_others_untouched(admin: Any, node_name: str) -
     )
     assert cpu_only.tick().wrote
     labels = read_node(admin, node_name)["metadata"]["labels"]
-    assert not any(k.startswith(PREFIX + "gpu.") for k in labels)
-    assert labels[PREFIX + "cpu.arch"] == "aarch64"
-    assert labels[PREFIX + "pinned"] == "yes"
+    assert not any(k.startswith(LABEL_PREFIX + "gpu.") for k in labels)
+    assert labels[LABEL_PREFIX + "cpu.arch"] == "aarch64"
+    assert labels[LABEL_PREFIX + "pinned"] == "yes"
     assert labels["team"] == "ml"
     owned = read_node(admin, node_name)["metadata"]["annotations"][OWNED_LABELS_ANNOTATION]
-    assert PREFIX + "pinned" not in owned.split(",")
+    assert LABEL_PREFIX + "pinned" not in owned.split(",")
 
 
 def test_nvml_absent_then_ready(admin: Any, node_name: str) -> None:
@@ -134,15 +138,15 @@ def test_nvml_absent_then_ready(admin: Any, node_name: str) -> None:
     assert first.detection.gpu_state is GpuState.PENDING
     assert first.next_delay_s == 5
     labels = read_node(admin, node_name)["metadata"]["labels"]
-    assert labels[PREFIX + "cpu.logical-cores"] == "256"
-    assert PREFIX + "gpu.count" not in labels
+    assert labels[LABEL_PREFIX + "cpu.logical-cores"] == "256"
+    assert LABEL_PREFIX + "gpu.count" not in labels
 
     second = agent.tick()
     assert second.detection is not None and second.detection.gpu_state is GpuState.PENDING
     assert not second.wrote  # still pending: nothing new to write
     third = agent.tick()
     assert third.detection is not None and third.detection.gpu_state is GpuState.OK
-    assert read_node(admin, node_name)["metadata"]["labels"][PREFIX + "gpu.count"] == "8"
+    assert read_node(admin, node_name)["metadata"]["labels"][LABEL_PREFIX + "gpu.count"] == "8"
     assert agent.metrics.count("node_writes_total") == 2
 
 

@@ -16,7 +16,7 @@ from operator_harness import (
     unique,
 )
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
 PROFILE = "hw.inference.dev/profile"
@@ -60,7 +60,8 @@ def test_create_writes_configmap_status_and_events(
         assert sorted(c["nodeCount"] for c in classes.values()) == [1, 2]
         cpu_class = status["effectiveClass"]
         assert classes[cpu_class]["nodeCount"] == 2, "effective = the slowest class (CPU)"
-        assert {c["hardwareSource"] for c in classes.values()} == {"gfd", "capacity"}
+        # The GPU node: GPUs from GFD labels, CPU and memory from its resources.
+        assert {c["hardwareSource"] for c in classes.values()} == {"gfd+capacity", "capacity"}
 
         cm = cluster.configmap(namespace, "demo-thresholds")
         assert cm is not None
@@ -292,7 +293,7 @@ def test_delete_cr_garbage_collects_configmap(
         cluster.await_condition(namespace, "gc")
         assert cluster.configmap(namespace, "gc-thresholds") is not None
         cluster.delete_cr(namespace, "gc")
-        eventually(lambda: cluster.get_cr(namespace, "gc") is None, what="CR gone (finalizer)")
+        eventually(lambda: cluster.get_cr(namespace, "gc") is None, what="CR gone")
         eventually(
             lambda: cluster.configmap(namespace, "gc-thresholds") is None,
             timeout=60,
@@ -346,8 +347,9 @@ def test_agent_profile_annotation_is_preferred_and_bad_one_falls_back(
         cluster.create_cr(namespace, "agent", {"nodeSelector": _selector(pool), "model": LLAMA})
         status = cluster.await_condition(namespace, "agent")["status"]
         sources = {c["hardwareSource"]: c for c in status["classes"]}
-        assert set(sources) == {"agent", "gfd"}
-        assert "8x NVIDIA H100 80GB HBM3" in sources["agent"]["hardwareSummary"]
+        # The agent's profile lacks the architecture: nodeInfo fills that one field.
+        assert set(sources) == {"agent+capacity", "gfd+capacity"}
+        assert "8x NVIDIA H100 80GB HBM3" in sources["agent+capacity"]["hardwareSummary"]
         doc = cluster.document(namespace, "agent-thresholds")
-        broken = doc["classes"][sources["gfd"]["name"]]["decisions"]
+        broken = doc["classes"][sources["gfd+capacity"]["name"]]["decisions"]
         assert any(PROFILE in line and "fell back" in line for line in broken)

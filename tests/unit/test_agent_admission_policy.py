@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inference_thresholds.api.node_contract import LABEL_PREFIX
 from inference_thresholds_agent.admission import POLICY_FILE, load_policy
-from inference_thresholds_agent.labels import PREFIX
 
 
 def test_shipped_file_is_a_policy_and_its_binding() -> None:
@@ -19,7 +19,7 @@ def test_shipped_file_is_a_policy_and_its_binding() -> None:
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert policy["spec"]["failurePolicy"] == "Fail"
     prefix = next(v for v in policy["spec"]["variables"] if v["name"] == "prefix")
-    assert prefix["expression"] == f"'{PREFIX}'"  # the same prefix the labels use
+    assert prefix["expression"] == f"'{LABEL_PREFIX}'"  # the same prefix the labels use
     text = POLICY_FILE.read_text()
     assert "authentication.kubernetes.io/node-name" in text
 

@@ -36,10 +36,11 @@ def test_detect_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert profile.cpu.logical_cores and profile.memory.total_mib
 
 
+@pytest.mark.parametrize("fixture", ["dgx-a100-80gb", "a100-80gb-mig-mixed", "t4-mps"])
 def test_record_then_replay_gives_the_same_profile(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fixture: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = HOSTS / "dgx-a100-80gb"
+    source = HOSTS / fixture
     assert main(["detect", "--root", str(source), "--record", str(tmp_path / "copy")]) == 0
     original = capsys.readouterr().out
     assert main(["detect", "--root", str(tmp_path / "copy")]) == 0

@@ -7,14 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from inference_thresholds.api import BandwidthSource, HardwareProfile
+from inference_thresholds.api import BandwidthSource, GpuSharing, HardwareProfile
 from inference_thresholds_agent.cgroups import read_cgroup_cpu
 from inference_thresholds_agent.cpu import parse_cpuinfo, read_cpu
 from inference_thresholds_agent.memory import (
     parse_dmi_memory_device,
     round_significant,
 )
-from inference_thresholds_agent.nvidia import GpuState, NoNvml
+from inference_thresholds_agent.nvidia import (
+    GpuState,
+    NoNvml,
+    NvmlDeviceReading,
+    NvmlMigReading,
+    RecordedNvml,
+    detect_nvidia,
+    mig_partitions,
+    mig_profile,
+)
 from inference_thresholds_agent.pci import scan_pci
 from inference_thresholds_agent.profile import Detector, Scope, detect_profile
 from inference_thresholds_agent.sources import HostFiles, parse_cpu_list
@@ -172,6 +181,12 @@ def test_h100_mig_and_nvswitch_free_count() -> None:
     (gpu,) = detection.profile.gpus
     assert (gpu.product, gpu.count, gpu.sm_count) == ("NVIDIA H100 80GB HBM3", 8, 132)
     assert gpu.mig_enabled is True
+    # Each GPU holds a 4g.40gb and a 3g.40gb instance: identical GPUs add their counts.
+    assert [
+        (p.mig_profile, p.count, p.memory_mib, p.multiprocessors, p.compute_slices)
+        for p in gpu.partitions or []
+    ] == [("3g.40gb", 8, 40192, 48, 3), ("4g.40gb", 8, 40192, 64, 4)]
+    assert all(p.resource is None for p in gpu.partitions or [])  # the device plugin names it
     assert gpu.memory_mib == 81559
     assert gpu.memory_bandwidth_gbps == pytest.approx(3352.3)
     assert gpu.compute_capability == "9.0"
@@ -313,3 +328,89 @@ def test_amd_pstate_nominal_frequency_is_the_base_clock(tmp_path: Path) -> None:
     (tmp_path / "sys/devices/system/cpu/online").write_text("0\n")
     cpu = read_cpu(HostFiles(tmp_path))
     assert (cpu.base_frequency_mhz, cpu.max_frequency_mhz) == (4500.0, 5700.0)
+
+
+def test_mig_and_whole_gpus_on_one_node_are_separate_groups() -> None:
+    mig, whole = profile("a100-80gb-mig-mixed").gpus
+    assert (mig.mig_enabled, whole.mig_enabled) == (True, False)
+    assert whole.partitions is None and whole.count == 1
+    assert [(p.mig_profile, p.count, p.memory_mib) for p in mig.partitions or []] == [
+        ("1g.10gb", 1, 9856),
+        ("2g.20gb", 1, 19968),
+        ("3g.40gb", 1, 40192),
+    ]
+
+
+def test_single_profile_gpus_group_with_all_their_instances() -> None:
+    for fixture, product, profile_name, instances in (
+        ("a100-40gb-mig-single", "NVIDIA A100-SXM4-40GB", "1g.5gb", 14),
+        ("h200-nvl-mig", "NVIDIA H200 NVL", "1g.18gb", 14),
+    ):
+        (gpu,) = profile(fixture).gpus
+        assert (gpu.product, gpu.count) == (product, 2)
+        (part,) = gpu.partitions or []
+        assert (part.mig_profile, part.count, part.compute_slices) == (profile_name, instances, 1)
+
+
+@pytest.mark.parametrize(
+    ("device_mib", "instance_mib", "g", "c", "expected"),
+    [
+        (81920, 9856, 1, 1, "1g.10gb"),  # A100-80GB
+        (81920, 19968, 1, 1, "1g.20gb"),
+        (81920, 40192, 3, 3, "3g.40gb"),
+        (81920, 80384, 7, 7, "7g.80gb"),
+        (40960, 4864, 1, 1, "1g.5gb"),  # A100-40GB
+        (40960, 19968, 4, 4, "4g.20gb"),
+        (143771, 17920, 1, 1, "1g.18gb"),  # H200 141GB
+        (143771, 71680, 3, 3, "3g.71gb"),
+        (81920, 19968, 2, 1, "1c.2g.20gb"),  # a compute instance of a 2g instance
+    ],
+)
+def test_profile_name_from_attributes_follows_go_nvlib(
+    device_mib: int, instance_mib: int, g: int, c: int, expected: str
+) -> None:
+    """Without 'MIG <profile>' in the NVML name, the name is built as NVIDIA's go-nvlib
+    builds it (memory share rounded up to eighths x device GiB rounded up)."""
+    mig = NvmlMigReading(
+        name="NVIDIA GPU",
+        memory_mib=instance_mib,
+        gpu_instance_slices=g,
+        compute_instance_slices=c,
+    )
+    assert mig_profile(mig, device_mib * 2**20) == expected
+
+
+def test_mig_enabled_without_instances_is_said() -> None:
+    notes: list[str] = []
+    reading = NvmlDeviceReading(name="NVIDIA A100-SXM4-80GB", mig_devices=[])
+    assert mig_partitions(reading, notes) == []
+    assert "no MIG device created" in notes[0]
+    assert mig_partitions(NvmlDeviceReading(name="x"), notes) is None  # MIG off
+
+
+def test_mps_control_daemon_marks_gpus_shared() -> None:
+    detection = Detector(HOSTS / "t4-mps", env={}).run()
+    (gpu,) = detection.profile.gpus
+    (part,) = gpu.partitions or []
+    assert (part.sharing, part.replicas, part.mig_profile) == (GpuSharing.MPS, None, None)
+    assert any("MPS control daemon started for nvidia.com/gpu" in n for n in detection.notes)
+
+
+def test_mps_client_environment_gives_the_share() -> None:
+    env = {"CUDA_MPS_PIPE_DIRECTORY": "/mps/pipe", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25"}
+    (gpu,) = Detector(HOSTS / "dgx-a100-80gb", env=env).run().profile.gpus
+    (part,) = gpu.partitions or []
+    assert (part.sharing, part.replicas, part.count) == (GpuSharing.MPS, 4, 8)
+
+
+def test_node_scope_ignores_the_agents_own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", "/mps/pipe")
+    (gpu,) = Detector(HOSTS / "dgx-a100-80gb", scope=Scope.NODE).run().profile.gpus
+    assert gpu.partitions is None
+
+
+def test_exclusive_process_mode_alone_is_only_a_note() -> None:
+    data = RecordedNvml.load(HOSTS / "t4-mps" / "nvml.json").data
+    detection = detect_nvidia(RecordedNvml(data), pci_nvidia_gpus=1, mps=None)
+    assert detection.devices[0].partitions is None
+    assert any("EXCLUSIVE_PROCESS" in n for n in detection.notes)

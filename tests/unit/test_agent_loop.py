@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from agent_fakes import MemoryNodes, node
 
+from inference_thresholds.api.node_contract import LABEL_PREFIX
 from inference_thresholds_agent.agent import Agent, AgentMetrics, serve_http
-from inference_thresholds_agent.labels import PREFIX
 from inference_thresholds_agent.nvidia import GpuState, RecordedNvml
 from inference_thresholds_agent.profile import Detector, Scope
 
@@ -42,7 +42,7 @@ def test_unchanged_profile_costs_zero_writes() -> None:
     assert agent.metrics.count("detections_total", result="ok") == 5
     assert agent.metrics.count("last_success_timestamp_seconds") > 0
     assert agent.metrics.count("published_labels") == len(
-        [k for k in api.node["metadata"]["labels"] if k.startswith(PREFIX)]
+        [k for k in api.node["metadata"]["labels"] if k.startswith(LABEL_PREFIX)]
     )
 
 
@@ -58,15 +58,15 @@ def test_nvml_not_ready_publishes_cpu_and_retries_with_backoff() -> None:
         delays.append(result.next_delay_s)
     assert delays == [5, 10, 20]  # backoff, capped at the interval
     labels = api.node["metadata"]["labels"]
-    assert labels[PREFIX + "cpu.logical-cores"] == "256"  # CPU/memory published meanwhile
-    assert PREFIX + "gpu.count" not in labels
+    assert labels[LABEL_PREFIX + "cpu.logical-cores"] == "256"  # CPU/memory published meanwhile
+    assert LABEL_PREFIX + "gpu.count" not in labels
     assert agent.metrics.count("gpu_detection_state", state="pending") == 1
     assert agent.metrics.count("errors_total", stage="gpu") == 3
 
     ready = agent.tick()
     assert ready.detection is not None and ready.detection.gpu_state is GpuState.OK
     assert ready.next_delay_s == 60
-    assert api.node["metadata"]["labels"][PREFIX + "gpu.count"] == "8"
+    assert api.node["metadata"]["labels"][LABEL_PREFIX + "gpu.count"] == "8"
     assert agent.metrics.count("gpu_detection_state", state="ok") == 1
     assert nvml.init_calls == 4 and nvml.shutdowns == 1  # shut down only after a good init
 
@@ -81,7 +81,7 @@ def test_driver_restart_keeps_gpu_labels() -> None:
         result = agent.tick()
         assert result.detection is not None and result.detection.gpu_state is GpuState.PENDING
         assert not result.wrote  # GPU labels neither removed nor re-added
-    assert api.node["metadata"]["labels"][PREFIX + "gpu.count"] == "8"
+    assert api.node["metadata"]["labels"][LABEL_PREFIX + "gpu.count"] == "8"
     assert agent.metrics.count("node_writes_total") == 1
 
 

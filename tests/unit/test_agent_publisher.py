@@ -11,12 +11,16 @@ from pathlib import Path
 from agent_fakes import MemoryNodes, node
 
 from inference_thresholds.api import DeviceInfo, HardwareProfile
-from inference_thresholds_agent.labels import OWNED_LABELS_ANNOTATION, PREFIX, PROFILE_ANNOTATION
+from inference_thresholds.api.node_contract import (
+    LABEL_PREFIX,
+    OWNED_LABELS_ANNOTATION,
+    PROFILE_ANNOTATION,
+    cpu_cores,
+)
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import (
     metadata_patch,
     node_adjusted,
-    parse_cpu_quantity,
     publish,
     published_profile,
     with_previous_gpus,
@@ -28,17 +32,17 @@ HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 def test_first_publish_then_no_writes() -> None:
     profile = detect_profile(HOSTS / "dgx-a100-80gb")
     api = MemoryNodes(node())
-    first = publish(api, "node-a", profile)
+    first = publish(api, api.get_node("node-a"), profile)
     assert first.written and first.resource_version == "101"
     labels = api.node["metadata"]["labels"]
-    assert labels[PREFIX + "gpu.count"] == "8"
+    assert labels[LABEL_PREFIX + "gpu.count"] == "8"
     assert labels["kubernetes.io/hostname"] == "node-a"
     annotations = api.node["metadata"]["annotations"]
     assert published_profile(api.node) == profile
     owned = annotations[OWNED_LABELS_ANNOTATION].split(",")
-    assert owned == sorted(k for k in labels if k.startswith(PREFIX))
+    assert owned == sorted(k for k in labels if k.startswith(LABEL_PREFIX))
     for _ in range(3):
-        again = publish(api, "node-a", profile)
+        again = publish(api, api.get_node("node-a"), profile)
         assert not again.written and again.resource_version == "101"
     assert len(api.patches) == 1
 
@@ -46,34 +50,34 @@ def test_first_publish_then_no_writes() -> None:
 def test_stale_owned_labels_are_removed_and_foreign_ones_kept() -> None:
     gpu_profile = detect_profile(HOSTS / "dgx-a100-80gb")
     cpu_profile = gpu_profile.model_copy(update={"gpus": []})
-    api = MemoryNodes(node({PREFIX + "user.pinned": "yes", "team": "ml"}))
-    publish(api, "node-a", gpu_profile)
-    publish(api, "node-a", cpu_profile)
+    api = MemoryNodes(node({LABEL_PREFIX + "user.pinned": "yes", "team": "ml"}))
+    publish(api, api.get_node("node-a"), gpu_profile)
+    publish(api, api.get_node("node-a"), cpu_profile)
     labels = api.node["metadata"]["labels"]
-    assert not any(k.startswith(PREFIX + "gpu.") for k in labels)
-    assert labels[PREFIX + "user.pinned"] == "yes"  # our prefix, but never owned
+    assert not any(k.startswith(LABEL_PREFIX + "gpu.") for k in labels)
+    assert labels[LABEL_PREFIX + "user.pinned"] == "yes"  # our prefix, but never owned
     assert labels["team"] == "ml"
     removal = api.patches[1]["metadata"]["labels"]
-    assert removal[PREFIX + "gpu.count"] is None
-    assert PREFIX + "user.pinned" not in removal
+    assert removal[LABEL_PREFIX + "gpu.count"] is None
+    assert LABEL_PREFIX + "user.pinned" not in removal
 
 
 def test_patch_touches_only_what_differs() -> None:
     profile = detect_profile(HOSTS / "arm-graviton3-cgroup-v2")
     api = MemoryNodes(node())
-    publish(api, "node-a", profile)
+    publish(api, api.get_node("node-a"), profile)
     changed = profile.model_copy(
         update={"memory": profile.memory.model_copy(update={"total_mib": 130000})}
     )
     patch = metadata_patch(api.get_node("node-a"), changed)
-    assert patch["metadata"]["labels"] == {PREFIX + "memory.total-mib": "130000"}
+    assert patch["metadata"]["labels"] == {LABEL_PREFIX + "memory.total-mib": "130000"}
     assert set(patch["metadata"]["annotations"]) == {PROFILE_ANNOTATION}
 
 
 def test_profile_annotation_is_canonical_json() -> None:
     profile = detect_profile(HOSTS / "hgx-h100-mig")
     api = MemoryNodes(node())
-    publish(api, "node-a", profile)
+    publish(api, api.get_node("node-a"), profile)
     text = api.node["metadata"]["annotations"][PROFILE_ANNOTATION]
     assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
     assert HardwareProfile.model_validate(json.loads(text)).gpus[0].mig_enabled is True
@@ -86,9 +90,9 @@ def test_unreadable_previous_profile_is_overwritten() -> None:
 
 
 def test_node_scope_usable_cores_capped_by_allocatable() -> None:
-    assert parse_cpu_quantity("3920m") == 3.92
-    assert parse_cpu_quantity("4") == 4.0
-    assert parse_cpu_quantity("x") is None
+    assert cpu_cores("3920m") == 3.92
+    assert cpu_cores("4") == 4.0
+    assert cpu_cores("x") is None
     profile = detect_profile(HOSTS / "dgx-a100-80gb")  # 256 logical CPUs
     capped = node_adjusted(profile, node())  # allocatable 250
     assert capped.cpu.usable_cores == 250.0
@@ -100,7 +104,7 @@ def test_node_scope_usable_cores_capped_by_allocatable() -> None:
 def test_pending_nvml_keeps_previously_published_gpus() -> None:
     with_gpus = detect_profile(HOSTS / "dgx-a100-80gb")
     api = MemoryNodes(node())
-    publish(api, "node-a", with_gpus)
+    publish(api, api.get_node("node-a"), with_gpus)
     without = with_gpus.model_copy(update={"gpus": []})
     kept = with_previous_gpus(without, api.get_node("node-a"))
     assert kept.gpus == with_gpus.gpus

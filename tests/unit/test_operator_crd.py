@@ -64,8 +64,16 @@ def test_cross_field_rules_and_names() -> None:
     model_rules = [r["rule"] for r in spec["model"]["x-kubernetes-validations"]]
     assert any("parametersBillion" in r and "preset" in r for r in model_rules)
     expr = spec["nodeSelector"]["properties"]["matchExpressions"]["items"]
-    assert expr["properties"]["operator"]["enum"] == ["In", "NotIn", "Exists", "DoesNotExist"]
-    assert "values" in expr["x-kubernetes-validations"][0]["rule"]
+    assert expr["properties"]["operator"]["enum"] == [
+        "In",
+        "NotIn",
+        "Exists",
+        "DoesNotExist",
+        "Gt",
+        "Lt",
+    ]
+    rules = [r["rule"] for r in expr["x-kubernetes-validations"]]
+    assert "values" in rules[0] and any("'Gt', 'Lt'" in r and "matches" in r for r in rules)
     assert spec["configMap"]["properties"]["envPrefix"]["default"] == "BITNET_"
     assert spec["adaptation"]["properties"]["enabled"]["default"] is False
     names = crd()["spec"]["names"]
@@ -95,6 +103,15 @@ def test_minimums_and_exclusive_minimums_are_openapi_v3() -> None:
         ("Exists", None, True),
         ("Exists", ["a"], False),
         ("DoesNotExist", ["a"], False),
+        ("Gt", ["7"], True),
+        ("Lt", ["0"], True),
+        ("Gt", ["9223372036854775807"], True),
+        ("Gt", ["9223372036854775808"], False),  # past int64, as strconv.ParseInt says
+        ("Gt", ["0009"], True),
+        ("Gt", None, False),
+        ("Gt", ["1", "2"], False),
+        ("Lt", ["2.5"], False),
+        ("Lt", ["ten"], False),
     ],
 )
 def test_match_expression_rule_mirrors_cel(

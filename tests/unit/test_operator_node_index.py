@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from inference_thresholds.api.crd import NodeSelector
 from inference_thresholds.controller.node_index import Selection, affected_by_node, node_record
 from inference_thresholds.controller.selector import matches
@@ -33,6 +37,44 @@ def test_selector_semantics() -> None:
     assert not matches(sel, {"pool": "gpu"})
     assert not matches(sel, {"pool": "gpu", "gpu": "1", "tainted": ""})
     assert matches(NodeSelector(), {})
+
+
+def _integer(op: str, value: str) -> NodeSelector:
+    return NodeSelector.model_validate(
+        {"matchExpressions": [{"key": "hw/n", "operator": op, "values": [value]}]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("op", "bound", "label", "selected"),
+    [
+        ("Gt", "7900", "7910", True),
+        ("Gt", "7910", "7910", False),  # strictly greater
+        ("Lt", "8000", "7910", True),
+        ("Lt", "7910", "7910", False),
+        ("Gt", "7", "7.91", False),  # not an integer: never matches, as in node affinity
+        ("Lt", "100", "7.91", False),
+        ("Gt", "0", "true", False),
+        ("Gt", "0", "", False),
+        ("Lt", "10", "0009", True),  # strconv.ParseInt reads leading zeros
+        ("Gt", "0", "99999999999999999999", False),  # past int64: not an integer
+        ("Lt", "9223372036854775807", "9223372036854775806", True),
+    ],
+)
+def test_gt_lt_follow_node_affinity(op: str, bound: str, label: str, selected: bool) -> None:
+    assert matches(_integer(op, bound), {"hw/n": label}) is selected
+
+
+def test_gt_lt_never_match_a_missing_label() -> None:
+    assert not matches(_integer("Gt", "0"), {})
+    assert not matches(_integer("Lt", "10"), {"other": "1"})
+
+
+@given(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1))
+def test_gt_lt_compare_as_integers_not_text(bound: int, label: int) -> None:
+    labels = {"hw/n": str(label)}
+    assert matches(_integer("Gt", str(bound)), labels) is (label > bound)
+    assert matches(_integer("Lt", str(bound)), labels) is (label < bound)
 
 
 def test_node_changes_wake_only_affected_crs() -> None:

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from operator_fakes import empty_operator_state
+
 from inference_thresholds.api.crd import NodeSelector
-from inference_thresholds.controller import handlers
+from inference_thresholds.controller import wakeups
 from inference_thresholds.controller.configmap import (
     CONTENT_HASH_ANNOTATION,
     DATA_HASH_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OWNER_LABEL,
+    OWNER_UID_ANNOTATION,
     data_hash,
 )
-from inference_thresholds.controller.kube import Kube
-from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.node_index import Selection, node_record
-from inference_thresholds.controller.policy_source import PolicySource
-from inference_thresholds.controller.settings import OperatorConfig
 
 KEY = ("ns", "cr")
-
-
-def _runtime() -> handlers.Runtime:
-    return handlers.Runtime(
-        config=OperatorConfig(),
-        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
-        policy=PolicySource(None),
-        metrics=OperatorMetrics(),
-    )
 
 
 def _node(labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -49,52 +38,76 @@ def _configmap(data: dict[str, str], content: str = "abc", uid: str = "u1") -> d
             "annotations": {
                 CONTENT_HASH_ANNOTATION: content,
                 DATA_HASH_ANNOTATION: data_hash(data),
+                OWNER_UID_ANNOTATION: uid,
             },
-            "ownerReferences": [{"kind": "InferenceThresholds", "name": "cr", "uid": uid}],
+            "ownerReferences": [
+                {"kind": "InferenceThresholds", "name": "cr", "uid": uid, "controller": True}
+            ],
         },
         "data": data,
     }
 
 
 def test_node_events_without_a_change_wake_nobody() -> None:
-    rt = _runtime()
-    trigger = rt.trigger(KEY)
-    rt.nodes = {"n1": node_record(_node({"pool": "a"}))}
-    rt.selections[KEY] = Selection(NodeSelector(match_labels={"pool": "a"}), {})
-    rt.selections[KEY].nodes["n1"] = rt.nodes["n1"].class_key
-    rt.in_flight.add(KEY)  # even a CR mid-reconcile: it read these very labels
+    state = empty_operator_state()
+    cr = state.enter(KEY)
+    state.nodes = {"n1": node_record(_node({"pool": "a"}))}
+    cr.selection = Selection(NodeSelector(match_labels={"pool": "a"}), {})
+    cr.selection.nodes["n1"] = state.nodes["n1"].class_key
+    cr.in_flight = True  # even a CR mid-reconcile: it read these very labels
 
-    async def event(body: dict[str, Any], type_: str = "MODIFIED") -> bool:
-        trigger.clear()
-        await handlers.node_changed("n1", type_, body, {"runtime": rt})
-        return trigger.is_set()
+    def event(body: dict[str, Any] | None) -> bool:
+        cr.trigger.clear()
+        wakeups.node_changed(state, "n1", body)
+        return cr.trigger.is_set()
 
     heartbeat = _node({"pool": "a"}, {"node.alpha.kubernetes.io/ttl": "0"})
-    assert asyncio.run(event(heartbeat)) is False
-    assert asyncio.run(event(_node({"pool": "b"}))) is True  # leaves the selection
-    assert rt.nodes["n1"].labels == {"pool": "b"}
-    assert asyncio.run(event(_node({"pool": "b"}), "DELETED")) is True
-    assert "n1" not in rt.nodes
+    assert event(heartbeat) is False
+    assert event(_node({"pool": "b"})) is True  # leaves the selection
+    assert state.nodes["n1"].labels == {"pool": "b"}
+    assert event(None) is True  # deleted
+    assert "n1" not in state.nodes
 
 
 def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
-    rt = _runtime()
-    trigger = rt.trigger(KEY)
-    rt.configmap_content[KEY] = ("u1", "abc")
+    state = empty_operator_state()
+    cr = state.enter(KEY)
     data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}
+    cr.configmap_content = ("u1", data_hash(data))
 
     def wakes(body: dict[str, Any], type_: str = "MODIFIED") -> bool:
-        trigger.clear()
-        asyncio.run(handlers.configmap_changed(type_, body, "ns", {"runtime": rt}))
-        return trigger.is_set()
+        cr.trigger.clear()
+        wakeups.configmap_changed(state, "ns", body, deleted=type_ == "DELETED")
+        return cr.trigger.is_set()
 
     assert wakes(_configmap(data)) is False  # the echo of what we wrote
     edited = _configmap(data)
     edited["data"] = {**data, "LLM_MIN_TOKENS_PER_SECOND": "1"}  # hand edit, hash stale
     assert wakes(edited) is True
-    assert wakes(_configmap(data, content="other")) is True  # not what we last wrote
+    recomputed = _configmap({**data, "LLM_MIN_TOKENS_PER_SECOND": "1"})  # hash made to match
+    assert wakes(recomputed) is True
     assert wakes(_configmap(data, uid="u2")) is True  # a re-created CR of the same name
     relabelled = _configmap(data)
     relabelled["metadata"]["labels"][OWNER_LABEL] = "someone-else"
     assert wakes(relabelled) is True
     assert wakes(_configmap(data), "DELETED") is True
+
+
+def test_configmap_events_wake_every_cr_naming_it() -> None:
+    """Not only the owner: a CR that could not write it, and our own ConfigMap stripped of
+    its ownerReference (issue 15 case 6: repaired only at the periodic resync)."""
+    state = empty_operator_state()
+    owner, rival = state.enter(KEY), state.enter(("ns", "rival"))
+    data = {"thresholds.json": "{}\n"}
+    owner.configmap_content = ("u1", data_hash(data))
+    owner.configmap_name = rival.configmap_name = "cr-thresholds"
+    state.enter(("other-ns", "x")).configmap_name = "cr-thresholds"
+    stripped = _configmap(data)
+    stripped["metadata"]["ownerReferences"] = []
+    for body, deleted in ((stripped, False), (_configmap(data), True)):
+        for cr in state.crs.values():
+            cr.trigger.clear()
+        wakeups.configmap_changed(state, "ns", body, deleted=deleted)
+        woken = {k for k, cr in state.crs.items() if cr.trigger.is_set()}
+        assert woken == {KEY, ("ns", "rival")}
+    assert state.rivals(KEY, "cr-thresholds") == ["rival"]

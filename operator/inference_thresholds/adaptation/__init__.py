@@ -3,7 +3,8 @@
 Pure parts (no kopf, no kubernetes): PromQL presets, a Prometheus HTTP API client,
 decayed aggregation with confidence, the tightening rule, per-interval state
 transitions kept in ``status.adaptation``, and alert-rule generation. The operator's
-adaptation daemon (``controller/adaptation_daemon.py``) wires them to CRs.
+adaptation loop (``controller/adaptation_loop.py``) and planning step
+(``controller/plan_adaptation.py``) wire them to CRs.
 """
 
 from ..api.adaptation import AdaptationSpec, AdaptationStatus

@@ -11,7 +11,15 @@ from .context import (
     Strictness,
     Workload,
 )
-from .hardware import BandwidthSource, CpuInfo, DeviceInfo, HardwareProfile, MemoryInfo
+from .hardware import (
+    BandwidthSource,
+    CpuInfo,
+    DeviceInfo,
+    GpuPartition,
+    GpuSharing,
+    HardwareProfile,
+    MemoryInfo,
+)
 from .model_spec import ModelSpec, Runtime
 from .result import (
     Complexity,
@@ -36,6 +44,8 @@ __all__ = [
     "DeviceKind",
     "Environment",
     "Expected",
+    "GpuPartition",
+    "GpuSharing",
     "HardwareProfile",
     "MemoryInfo",
     "ModelSpec",

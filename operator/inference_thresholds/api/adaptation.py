@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
 from .base import WireModel
+from .context import MILLISECONDS_MAX, TOKENS_PER_SECOND_MAX
+from .node_contract import LABEL_KEY_PATTERN, LABEL_VALUE_MAX, valid_label_value
 from .result import Thresholds
 
 ADAPTED = "Adapted"  # condition type
@@ -23,6 +25,9 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+_DURATION_MAX_LENGTH = 32
+TIMEOUT_MAX_SECONDS = 120.0  # Prometheus's own default query timeout is 2m
+MAX_HISTORY_SECONDS = 30 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -45,9 +50,17 @@ class MetricsSource(StrEnum):
     """Which runtime's metric names the observed-performance queries use."""
 
     VLLM = "vllm"
+    SGLANG = "sglang"
     LLAMA_CPP_SERVER = "llama-cpp-server"
     BITNET_CPP = "bitnet-cpp"
     CUSTOM = "custom"
+
+
+class AdaptationMode(StrEnum):
+    """Whether learned thresholds reach the ConfigMap (VPA's updateMode Off vs Auto)."""
+
+    RECOMMEND = "Recommend"
+    APPLY = "Apply"
 
 
 class MatchOperator(StrEnum):
@@ -77,15 +90,19 @@ class PrometheusTls(WireModel):
     )
 
 
+PROMETHEUS_URL_PATTERN = r"^https?://[^\s]+$"
+
+
 class PrometheusEndpoint(WireModel):
     """Where observed performance is read from (the Prometheus HTTP API)."""
 
     url: str = Field(
         min_length=8,
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
+        pattern=PROMETHEUS_URL_PATTERN,
         description="Base URL of the Prometheus HTTP API, e.g. "
-        "http://prometheus.monitoring.svc:9090 (the operator calls <url>/api/v1/query).",
+        "http://prometheus.monitoring.svc:9090 (the operator calls <url>/api/v1/query, "
+        "query_range and series).",
     )
     bearer_token_secret_ref: SecretKeyRef | None = Field(
         None,
@@ -93,7 +110,13 @@ class PrometheusEndpoint(WireModel):
         "never logged.",
     )
     tls: PrometheusTls = Field(default_factory=PrometheusTls, description="TLS options.")
-    timeout: str = Field("10s", pattern=_DURATION, description="Per-query HTTP timeout, e.g. 10s.")
+    timeout: str = Field(
+        "10s",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="Deadline for each query as a whole (connect, headers and body), e.g. 10s; "
+        "at most 2m.",
+    )
 
 
 class CustomQueries(WireModel):
@@ -139,18 +162,17 @@ class AdaptationBounds(WireModel):
     """Bounds on adapted threshold values (units as in the thresholds)."""
 
     min_tokens_per_second: float | None = Field(
-        None, gt=0, description="Bound on the adapted minimum decode tokens/s."
+        None,
+        gt=0,
+        le=TOKENS_PER_SECOND_MAX,
+        description="Bound on the adapted minimum decode tokens/s.",
     )
     max_time_to_first_token_ms: float | None = Field(
-        None, gt=0, description="Bound on the adapted maximum time to first token, ms."
+        None,
+        gt=0,
+        le=MILLISECONDS_MAX,
+        description="Bound on the adapted maximum time to first token, ms.",
     )
-
-
-_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-_LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
 
 
 class AlertRulesSpec(WireModel):
@@ -163,7 +185,7 @@ class AlertRulesSpec(WireModel):
         "and labelMatchers. Needs the prometheus-operator CRDs; works without "
         "adaptation.enabled.",
     )
-    labels: dict[str, str] = Field(
+    labels: dict[str, Annotated[str, Field(max_length=LABEL_VALUE_MAX)]] = Field(
         default_factory=dict,
         max_length=32,
         description="Extra labels on the PrometheusRule object, e.g. the ruleSelector of your "
@@ -173,9 +195,9 @@ class AlertRulesSpec(WireModel):
     @model_validator(mode="after")
     def _labels_valid(self) -> AlertRulesSpec:
         for key, value in self.labels.items():
-            if not re.fullmatch(_LABEL_KEY, key) or len(key) > 317:
+            if not re.fullmatch(LABEL_KEY_PATTERN, key) or len(key) > 317:
                 raise ValueError(f"alertRules.labels: invalid label key {key!r}")
-            if not re.fullmatch(_LABEL_VALUE, value):
+            if not valid_label_value(value):
                 raise ValueError(f"alertRules.labels.{key}: invalid label value {value!r}")
         return self
 
@@ -190,15 +212,23 @@ class AdaptationSpec(WireModel):
     """
 
     enabled: bool = Field(
-        False, description="Move thresholds toward observed performance within bounds."
+        False, description="Learn thresholds from observed performance within bounds."
+    )
+    mode: AdaptationMode = Field(
+        AdaptationMode.APPLY,
+        description="Apply: learned thresholds replace computed ones in the ConfigMap. "
+        "Recommend: they are only shown (status.adaptation, ThresholdRecommended Events); "
+        "the ConfigMap keeps the computed thresholds (as VPA's updateMode Off).",
     )
     prometheus: PrometheusEndpoint | None = Field(
-        None, description="The Prometheus to query; required when enabled."
+        None,
+        description="The Prometheus to query; unset: the operator's default "
+        "(--prometheus-url, chart value operator.prometheus.url).",
     )
     source: MetricsSource = Field(
         MetricsSource.VLLM,
-        description="Metric-name preset: vllm, llama-cpp-server, bitnet-cpp (llama.cpp server "
-        "metrics), or custom (set queries).",
+        description="Metric-name preset: vllm (old and new metric names), sglang, "
+        "llama-cpp-server, bitnet-cpp (llama.cpp server metrics), or custom (set queries).",
     )
     queries: CustomQueries = Field(
         default_factory=CustomQueries,
@@ -210,12 +240,39 @@ class AdaptationSpec(WireModel):
         description="Label matchers selecting this deployment's series, e.g. "
         "[{label: namespace, value: ml}, {label: model_name, value: llama-3.1-8b}].",
     )
-    interval: str = Field(
-        "1m", pattern=_DURATION, description="How often Prometheus is queried (one sample each)."
+    node_label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=_LABEL_NAME,
+        description="Prometheus label carrying the node name of each series (e.g. node, set "
+        "by a relabeling of __meta_kubernetes_pod_node_name). Set: each hardware class "
+        "adapts from the series of its own nodes. Unset: one deployment-wide observation "
+        "adapts the effective class only.",
     )
-    window: str = Field("5m", pattern=_DURATION, description="Rate window of each sample's query.")
+    interval: str = Field(
+        "1m",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="How often Prometheus is queried (one sample each).",
+    )
+    window: str = Field(
+        "5m",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="Rate window of each sample's query.",
+    )
+    history: str = Field(
+        "24h",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="How far back a new resource (or a newly selected class) loads its "
+        "history with a range query, so thresholds move from the first interval; 0s "
+        "disables. At most 30d and 500 points (the step grows to fit).",
+    )
     half_life: str = Field(
         "24h",
+        max_length=_DURATION_MAX_LENGTH,
         pattern=_DURATION,
         description="Half-life of the exponential decay: a sample this old counts half.",
     )
@@ -225,8 +282,20 @@ class AdaptationSpec(WireModel):
     max_step_percent: float = Field(
         5.0, gt=0, le=100, description="Largest relative move of a threshold per interval, %."
     )
+    decode_quantile: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Quantile of the time between tokens whose inverse is the observed "
+        "decode speed (0.5: median; 0.9: the speed 90% of tokens reach), read from the "
+        "decayed history of the runtime's histogram.",
+    )
     ttft_quantile: float = Field(
-        0.9, gt=0, lt=1, description="Quantile of time to first token that is observed."
+        0.9,
+        gt=0,
+        lt=1,
+        description="Quantile of time to first token that is observed (from the decayed "
+        "history of the runtime's histogram).",
     )
     floors: AdaptationBounds = Field(
         default_factory=AdaptationBounds,
@@ -250,8 +319,6 @@ class AdaptationSpec(WireModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> AdaptationSpec:
-        if self.enabled and self.prometheus is None:
-            raise ValueError("adaptation.prometheus.url is required when adaptation is enabled")
         if self.source is MetricsSource.CUSTOM and not (
             self.queries.decode_tokens_per_second or self.queries.time_to_first_token_seconds
         ):
@@ -270,6 +337,24 @@ class AdaptationSpec(WireModel):
             raise ValueError("adaptation.interval must be at least 1s")
         if parse_duration(self.half_life) <= 0:
             raise ValueError("adaptation.halfLife must be positive")
+        for name, value, high in (
+            ("interval", self.interval, 86_400.0),
+            ("window", self.window, 30 * 86_400.0),
+            ("halfLife", self.half_life, 3650 * 86_400.0),
+        ):
+            if parse_duration(value) > high:
+                raise ValueError(
+                    f"adaptation.{name} {value} is longer than {promql_duration(high)}"
+                )
+        if self.prometheus is not None:
+            timeout = parse_duration(self.prometheus.timeout)
+            if not 0 < timeout <= TIMEOUT_MAX_SECONDS:
+                raise ValueError(
+                    f"adaptation.prometheus.timeout {self.prometheus.timeout} must be more than "
+                    "0 and at most 2m"
+                )
+        if parse_duration(self.history) > MAX_HISTORY_SECONDS:
+            raise ValueError("adaptation.history must be at most 30d")
         return self
 
     @property
@@ -284,15 +369,21 @@ class AdaptationSpec(WireModel):
     def half_life_seconds(self) -> float:
         return parse_duration(self.half_life)
 
+    @property
+    def history_seconds(self) -> float:
+        return parse_duration(self.history)
 
-# CEL rules (paths as in crd.CEL_RULES) mirroring the validator above.
+
+# CEL rules (paths as in crd.CEL_RULES) mirroring the validator above. (Durations are
+# checked by pattern; their bounds, like history <= 30d, by the operator: InvalidSpec.)
 ADAPTATION_CEL_RULES: dict[str, list[dict[str, Any]]] = {
-    "spec.adaptation": [
+    "spec.adaptation.alertRules.labels": [
         {
-            "rule": "!self.enabled || has(self.prometheus)",
-            "message": "adaptation.prometheus.url is required when adaptation is enabled",
-            "fieldPath": ".prometheus",
-        },
+            "rule": "self.all(k, size(k) <= 317)",
+            "message": "alertRules.labels keys are at most 317 characters",
+        }
+    ],
+    "spec.adaptation": [
         {
             "rule": "self.source != 'custom' || has(self.queries.decodeTokensPerSecond) || "
             "has(self.queries.timeToFirstTokenSeconds)",
@@ -323,14 +414,27 @@ ADAPTATION_CEL_RULES: dict[str, list[dict[str, Any]]] = {
 
 
 class SignalState(WireModel):
-    """Decayed aggregate of one observed signal and the threshold it drives."""
+    """Decayed history of one observed signal and the threshold it drives."""
 
-    query: str = Field("", description="The PromQL evaluated each interval.")
-    samples: int = Field(0, ge=0, description="Samples seen since the last reset (not decayed).")
+    query: str = Field("", max_length=8192, description="The PromQL evaluated each interval.")
+    samples: int = Field(
+        0, ge=0, description="Intervals with data since the last reset (not decayed)."
+    )
     weight: float = Field(0.0, ge=0, description="Sum of decayed sample weights (1 per sample).")
-    mean: float | None = Field(None, description="Decay-weighted mean of the samples.")
-    variance: float | None = Field(None, ge=0, description="Decay-weighted variance.")
-    last_value: float | None = Field(None, description="Most recent sample.")
+    histogram: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=400,
+        description="Decayed distribution of the signal in seconds: bucket index i covers "
+        "[1e-4 x 1.05^i, 1e-4 x 1.05^(i+1)) s; each interval's distribution weighs 1.",
+    )
+    observed: float | None = Field(
+        None,
+        description="The observed level at the configured quantile of the decayed history "
+        "(tok/s for decode, ms for TTFT).",
+    )
+    last_value: float | None = Field(
+        None, description="The same quantile of the latest interval alone."
+    )
     first_sample_time: str | None = Field(None, description="First sample since reset (RFC 3339).")
     last_sample_time: str | None = Field(None, description="Most recent sample (RFC 3339).")
     confidence: float = Field(
@@ -343,9 +447,13 @@ class SignalState(WireModel):
     target: float | None = Field(
         None, description="computed + confidence x (observed x slack - computed)."
     )
-    threshold: float | None = Field(None, description="The adapted threshold value now.")
+    threshold: float | None = Field(
+        None, description="The learned threshold now (applied, or recommended only)."
+    )
     last_move_time: str | None = Field(None, description="When the threshold last moved.")
-    note: str = Field("", description="Why the threshold moved or held at the last interval.")
+    note: str = Field(
+        "", max_length=1024, description="Why the threshold moved or held at the last interval."
+    )
 
 
 class AdaptationBasis(WireModel):
@@ -365,21 +473,40 @@ class AdaptationBasis(WireModel):
     )
 
 
-class AdaptationStatus(WireModel):
-    """Learned state (survives operator restarts) and the adapted thresholds."""
+class ClassAdaptation(WireModel):
+    """What was learned for one hardware class."""
 
-    reset_token: str | None = Field(None, description="spec.adaptation.resetToken last applied.")
+    name: str = Field(max_length=253, description="The hardware class (as in status.classes).")
     basis: AdaptationBasis = Field(
         default_factory=AdaptationBasis, description="Engine numbers the state is built on."
     )
     decode: SignalState = Field(
-        default_factory=SignalState, description="Observed decode tokens/s per sequence."
+        default_factory=SignalState, description="Observed decode speed per sequence."
     )
     ttft: SignalState = Field(
-        default_factory=SignalState, description="Observed time to first token, ms."
+        default_factory=SignalState, description="Observed time to first token."
     )
     thresholds: Thresholds = Field(
-        default_factory=Thresholds, description="Adapted thresholds (effective class)."
+        default_factory=Thresholds,
+        description="Learned thresholds of this class (in the ConfigMap in mode Apply).",
+    )
+    seeded: bool = Field(
+        False,
+        description="Whether history was loaded from Prometheus (once, when the class "
+        "first adapts; not after a reset or a new expectation).",
+    )
+
+
+class AdaptationStatus(WireModel):
+    """Learned state per hardware class (survives operator restarts)."""
+
+    reset_token: str | None = Field(None, description="spec.adaptation.resetToken last applied.")
+    mode: AdaptationMode = Field(AdaptationMode.APPLY, description="spec.adaptation.mode in use.")
+    classes: list[ClassAdaptation] = Field(
+        default_factory=list,
+        max_length=64,
+        description="One entry per adapted class: every feasible class with nodeLabel "
+        "(at most 16), else the effective class.",
     )
     healthy: bool = Field(True, description="Whether the last interval's queries succeeded.")
     reason: str = Field(
@@ -390,3 +517,6 @@ class AdaptationStatus(WireModel):
     )
     message: str = Field("", max_length=4096, description="Explanation for people.")
     last_query_time: str | None = Field(None, description="Last Prometheus query (RFC 3339).")
+
+    def entry(self, name: str) -> ClassAdaptation | None:
+        return next((c for c in self.classes if c.name == name), None)

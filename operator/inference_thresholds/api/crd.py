@@ -7,6 +7,7 @@ gets a clear ``Ready=False`` instead of a crash.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from .adaptation import ADAPTATION_CEL_RULES, AdaptationSpec, AdaptationStatus
 from .base import WireModel
 from .context import DeploymentContext, Overrides
 from .model_spec import ModelSpec
+from .node_contract import LABEL_KEY_PATTERN, LABEL_VALUE_MAX, LABEL_VALUE_PATTERN
 from .result import Expected, Thresholds
 from .thresholds_document import DEFAULT_ENV_PREFIX
 
@@ -27,6 +29,7 @@ PLURAL = "inferencethresholds"
 SINGULAR = "inferencethresholds"
 SHORT_NAMES = ("ith",)
 CONFIGMAP_SUFFIX = "-thresholds"
+LABEL_KEY_MAX = 317  # a 253-character DNS prefix, '/', a 63-character name
 
 # Condition types, in the order people read them.
 READY = "Ready"
@@ -34,16 +37,11 @@ FEASIBLE = "Feasible"
 NODES_MATCHED = "NodesMatched"
 CONFIGMAP_SYNCED = "ConfigMapSynced"
 CONDITION_TYPES = (READY, FEASIBLE, NODES_MATCHED, CONFIGMAP_SYNCED)
+SPEC_WARNINGS = "SpecWarnings"  # present only while the spec contradicts itself
 
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _ENV_PREFIX = r"^([A-Za-z_][A-Za-z0-9_]*)?$"
-# Qualified label key: optional DNS prefix, then a name of at most 63 characters.
-_LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-LabelValue = Annotated[str, Field(max_length=63, pattern=_LABEL_VALUE)]
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE_PATTERN)]
 
 
 class SelectorOperator(StrEnum):
@@ -51,31 +49,63 @@ class SelectorOperator(StrEnum):
     NOT_IN = "NotIn"
     EXISTS = "Exists"
     DOES_NOT_EXIST = "DoesNotExist"
+    GT = "Gt"
+    LT = "Lt"
+
+
+INT64_MAX = 2**63 - 1
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def selector_integer(text: str) -> int | None:
+    """A Gt/Lt operand as node affinity reads it (strconv.ParseInt base 10, int64), limited to
+    what a label value can hold: decimal digits only; None for anything else."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
 
 
 class MatchExpression(WireModel):
-    """One node label requirement, as in a Kubernetes label selector."""
+    """One node label requirement, as in a Kubernetes label selector, plus node affinity's
+    Gt and Lt."""
 
     key: str = Field(
-        min_length=1, max_length=317, pattern=_LABEL_KEY, description="Node label key."
+        min_length=1,
+        max_length=LABEL_KEY_MAX,
+        pattern=LABEL_KEY_PATTERN,
+        description="Node label key.",
     )
     operator: SelectorOperator = Field(
-        description="In and NotIn need values; Exists and DoesNotExist take none."
+        description="In and NotIn need values; Exists and DoesNotExist take none; Gt and Lt "
+        "(node affinity) compare the label as an integer with exactly one integer value."
     )
     values: list[LabelValue] | None = Field(
         None,
         max_length=256,
         description="Label values for In and NotIn (at least one); must be absent for Exists "
-        "and DoesNotExist.",
+        "and DoesNotExist; one decimal integer for Gt and Lt (a node whose label is not an "
+        "integer does not match).",
     )
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> MatchExpression:
-        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
-        if needs_values and not self.values:
-            raise ValueError(f"operator {self.operator.value} needs at least one value in values")
-        if not needs_values and self.values:
-            raise ValueError(f"operator {self.operator.value} takes no values; remove values")
+        op = self.operator
+        if op in (SelectorOperator.GT, SelectorOperator.LT):
+            if (
+                self.values is None
+                or len(self.values) != 1
+                or selector_integer(self.values[0]) is None
+            ):
+                raise ValueError(
+                    f"operator {op.value} needs exactly one value in values, a decimal "
+                    f"integer from 0 to {INT64_MAX} (node affinity compares integers)"
+                )
+        elif op in (SelectorOperator.IN, SelectorOperator.NOT_IN):
+            if not self.values:
+                raise ValueError(f"operator {op.value} needs at least one value in values")
+        elif self.values:
+            raise ValueError(f"operator {op.value} takes no values; remove values")
         return self
 
 
@@ -92,6 +122,16 @@ class NodeSelector(WireModel):
         max_length=64,
         description="Further label requirements, all of which must hold.",
     )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _keys_bounded(cls, labels: dict[str, str]) -> dict[str, str]:
+        long = [k for k in labels if len(k) > LABEL_KEY_MAX]
+        if long:
+            raise ValueError(
+                f"label keys are at most {LABEL_KEY_MAX} characters ({len(long)} longer)"
+            )
+        return labels
 
 
 class ConfigMapSpec(WireModel):
@@ -161,6 +201,26 @@ class InferenceThresholdsSpec(WireModel):
     def config_map_name(self, cr_name: str) -> str:
         return self.config_map.name or f"{cr_name}{CONFIGMAP_SUFFIX}"
 
+    def warnings(self) -> list[str]:
+        """Values valid one by one that contradict each other: reported, not rejected."""
+        found = []
+        o = self.merged_overrides()
+        latency, ttft = o.max_latency_ms, o.max_time_to_first_token_ms
+        if latency is not None and ttft is not None and latency < ttft:
+            found.append(
+                f"overrides maxLatencyMs ({latency:g}) is below maxTimeToFirstTokenMs ({ttft:g}): "
+                "a request's latency includes its first token, so a request within the TTFT "
+                "limit still fails on latency; raise maxLatencyMs or lower "
+                "maxTimeToFirstTokenMs"
+            )
+        limit, memory = self.context.constraints.memory_mib, o.max_memory_usage_mb
+        if limit is not None and memory is not None and memory > limit:
+            found.append(
+                f"overrides maxMemoryUsageMb ({memory:g}) exceeds context.constraints.memoryMiB "
+                f"({limit}): the pod is OOM-killed before that threshold can trip"
+            )
+        return found
+
 
 class ConditionStatus(StrEnum):
     TRUE = "True"
@@ -197,7 +257,9 @@ class ClassStatus(WireModel):
     node_count: int = Field(ge=0, description="Selected nodes in this class.")
     hardware_summary: str = Field(description="Short human summary of the class's hardware.")
     hardware_source: str | None = Field(
-        None, description="Where the hardware came from: agent, gfd, nfd or capacity."
+        None,
+        description="Where the hardware came from, the sources that gave fields joined by "
+        "'+': agent, gfd (GPU Feature Discovery), nfd, capacity (node resources).",
     )
     feasible: bool = Field(description="Whether the model fits this hardware.")
     reason: str | None = Field(None, description="Why the model does not fit, when it does not.")
@@ -267,15 +329,31 @@ CEL_RULES: dict[str, list[CelRule]] = {
             "fieldPath": ".activeParametersBillion",
         },
     ],
+    "spec.nodeSelector.matchLabels": [
+        {
+            "rule": f"self.all(k, size(k) <= {LABEL_KEY_MAX})",
+            "message": f"label keys are at most {LABEL_KEY_MAX} characters",
+        }
+    ],
     "spec.nodeSelector.matchExpressions[]": [
         {
             "rule": "self.operator in ['In', 'NotIn'] ? "
             "(has(self.values) && size(self.values) > 0) : "
-            "(!has(self.values) || size(self.values) == 0)",
+            "(self.operator in ['Gt', 'Lt'] || !has(self.values) || size(self.values) == 0)",
             "message": "values: In and NotIn need at least one value; Exists and DoesNotExist "
             "take none",
             "fieldPath": ".values",
-        }
+        },
+        {
+            # Digits only (a label value cannot start with '-' or '+'); 19 digits compare
+            # as strings against int64's maximum, as strconv.ParseInt would reject more.
+            "rule": "!(self.operator in ['Gt', 'Lt']) || (has(self.values) && "
+            "size(self.values) == 1 && self.values[0].matches('^[0-9]{1,19}$') && "
+            f"(size(self.values[0]) < 19 || self.values[0] <= '{INT64_MAX}'))",
+            "message": "values: Gt and Lt need exactly one value, a decimal integer from 0 to "
+            f"{INT64_MAX} (node affinity compares integers)",
+            "fieldPath": ".values",
+        },
     ],
     "": [
         {
@@ -327,7 +405,6 @@ FALLBACK_DESCRIPTIONS: dict[str, str] = {
     "decodeTokensPerSecond": "Expected decode tokens/s.",
     "timeToFirstTokenMs": "Expected time to first token, ms.",
     "latencyMs": "Expected request latency, ms.",
-    "memoryRequiredMib": "Memory the model needs, MiB.",
     "memoryRequiredMiB": "Memory the model needs, MiB.",
     "speedupFactor": "Expected speedup over an FP16 llama.cpp baseline.",
 }

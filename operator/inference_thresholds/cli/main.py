@@ -19,7 +19,6 @@ SUBCOMMAND_MODULES = (
     "agent_cmds",
     "operator_cmds",
     "client_cmds",
-    "devcluster_cmds",
 )
 
 
@@ -35,13 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # not built yet in this checkout
-            raise
-        module.register(subparsers)
+        # Every listed module ships with the package: a missing one is a broken install.
+        importlib.import_module(f"{__package__}.{name}").register(subparsers)
     return parser
 
 

@@ -30,7 +30,7 @@ from .loader import (
     LoadedThresholds,
     ThresholdSource,
     load_thresholds,
-    read_document,
+    read_thresholds_document,
     validate,
 )
 from .validation import METRICS, CheckResult, Metric, Observed, ValidationReport
@@ -39,5 +39,5 @@ __all__ = [
     "DEFAULT_PATH", "HASH_ENV", "METRICS", "NODE_ENV", "PATH_ENV", "PREFIX_ENV", "SEED_DEFAULTS",
     "CheckResult", "LoadedThresholds", "Metric", "Observed", "PerformanceThresholds",
     "ThresholdSource", "ThresholdsError", "ThresholdsNotFoundError", "ValidationReport",
-    "load_thresholds", "read_document", "validate",
+    "load_thresholds", "read_thresholds_document", "validate",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..api.result import Thresholds
-from ..api.thresholds_document import DEFAULT_ENV_PREFIX, ENV_KEYS
+from ..api.thresholds_document import DEFAULT_ENV_PREFIX, env_variables
 from .loader import LoadedThresholds, load_thresholds
 from .numbers import parse_threshold
 from .validation import Observed, ValidationReport, validate_thresholds
@@ -40,8 +40,9 @@ class PerformanceThresholds:
     ) -> PerformanceThresholds:
         """Seed defaults, each replaced by ``<prefix><KEY>`` when that variable is set."""
         values = dict(SEED_DEFAULTS)
+        variables = env_variables(prefix)
         for field in SEED_DEFAULTS:
-            var = prefix + ENV_KEYS[field]
+            var = variables[field]
             raw = env.get(var, "").strip()
             if raw:
                 values[field] = parse_threshold(

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..api.base import WireModel
 from ..api.result import Thresholds
+from ..text import readable_number
 from .errors import ThresholdsError
 from .numbers import parse_observed
 
@@ -103,8 +104,8 @@ class ValidationReport(WireModel):
         return f"{verdict} ({self.checked} checked, {self.failed} failed)"
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+# Significant digits of numbers in check messages.
+_DIGITS = 4
 
 
 def check_one(
@@ -125,20 +126,19 @@ def check_one(
         return CheckResult(status="skipped", message=f"{metric.label} not measured", **base)
     margin = observed - limit if metric.bound == "min" else limit - observed
     percent = 100.0 * margin / limit
-    o, lim, u = _fmt(observed), _fmt(limit), metric.unit
+    o, lim, u = readable_number(observed, _DIGITS), readable_number(limit, _DIGITS), metric.unit
     if margin >= 0:
         word = ">=" if metric.bound == "min" else "<="
         bound_word = "minimum" if metric.bound == "min" else "maximum"
         message = (
             f"{metric.label} {o} {u} {word} {bound_word} {lim} {u} "
-            f"(headroom {_fmt(margin)} {u}, {percent:.1f}%)"
+            f"(headroom {readable_number(margin, _DIGITS)} {u}, {percent:.1f}%)"
         )
         status: Status = "pass"
     else:
         relation = "is below the minimum" if metric.bound == "min" else "exceeds the maximum"
-        message = (
-            f"{metric.label} {o} {u} {relation} {lim} {u} by {_fmt(-margin)} {u} ({-percent:.1f}%)"
-        )
+        short = readable_number(-margin, _DIGITS)
+        message = f"{metric.label} {o} {u} {relation} {lim} {u} by {short} {u} ({-percent:.1f}%)"
         status = "fail"
     return CheckResult(
         status=status, margin=margin, margin_percent=percent, message=message, **base

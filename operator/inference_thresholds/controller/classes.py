@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 from ..api import DeviceInfo, HardwareProfile
+from ..text import slug
 
 
 def class_key(profile: HardwareProfile) -> str:
@@ -22,15 +22,24 @@ def class_key(profile: HardwareProfile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+def _slices(dev: DeviceInfo) -> str:
+    """' (MIG 28x 1g.10gb, time-slicing x4)': what pods get when it is not whole GPUs."""
+    kinds = []
+    for part in dev.partitions or []:
+        what = f"MIG {part.count}x {part.mig_profile}" if part.mig_profile else "whole"
+        if part.sharing != "none":
+            what += f" {part.sharing} x{part.replicas or '?'}"
+        kinds.append(what)
+    if dev.partitions == []:
+        kinds.append("MIG, no instance")
+    return f" ({', '.join(kinds)})" if kinds else ""
 
 
 def _devices_summary(devices: list[DeviceInfo]) -> str:
     parts = []
     for dev in devices:
         mem = f" {dev.memory_mib / 1024:.0f}GiB" if dev.memory_mib else ""
-        parts.append(f"{dev.count}x {dev.product}{mem}")
+        parts.append(f"{dev.count}x {dev.product}{mem}{_slices(dev)}")
     return ", ".join(parts)
 
 
@@ -57,10 +66,10 @@ def class_name(profile: HardwareProfile) -> str:
     devices = profile.gpus or profile.accelerators
     if devices:
         dev = devices[0]
-        base = f"{'gpu' if profile.gpus else 'acc'}-{_slug(dev.product)}-x{dev.count}"
+        base = f"{'gpu' if profile.gpus else 'acc'}-{slug(dev.product)}-x{dev.count}"
     else:
         cpu = profile.cpu
         cores = cpu.usable_cores or cpu.physical_cores or cpu.logical_cores
-        what = _slug(cpu.model or cpu.vendor or cpu.architecture or "unknown")
+        what = slug(cpu.model or cpu.vendor or cpu.architecture or "unknown")
         base = f"cpu-{what}" + (f"-{cores:g}c".replace(".", "p") if cores else "")
     return f"{base[:55].rstrip('-')}-{key[:6]}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from kubernetes import client as k8s
@@ -43,6 +43,25 @@ def make_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
 
 def make_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
     return k8s.ApiClient(make_configuration(kubeconfig))
+
+
+class ConfigMapApi(Protocol):
+    """The ConfigMap calls a reconcile makes (``Kube``; an in-memory fake in unit tests)."""
+
+    def get_configmap(self, namespace: str, name: str) -> Json | None: ...
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> Json: ...
+    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json: ...
+    def delete_configmap(
+        self, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None: ...
+
+
+class StatusApi(Protocol):
+    """Writing a custom resource's status subresource."""
+
+    def patch_status(
+        self, group: str, version: str, plural: str, namespace: str, name: str, status: Json
+    ) -> Json: ...
 
 
 class Kube:
@@ -98,6 +117,16 @@ class Kube:
     def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
         """PUT with metadata.resourceVersion set: a concurrent writer gets us a 409."""
         return self.request("PUT", self._cm_path(namespace, name), dict(body))
+
+    def delete_configmap(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        """DELETE exactly the object that was read (preconditions): a replaced one is a 409."""
+        options = {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
+        self.request("DELETE", self._cm_path(namespace, name), options)
+
+    # --- Events -----------------------------------------------------------------------------
+
+    def create_event(self, namespace: str, body: Mapping[str, Any]) -> Json:
+        return self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", dict(body))
 
     # --- Nodes ------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """What the operator knows about each node, and which CRs a node change affects.
 
-The records live in ``Runtime.nodes`` (see handlers): listed at startup before any
-handler runs, so a restarted operator never reconciles against a half-listed cluster,
-then kept current by Node events. Nothing is stored on the Node objects.
+The records live in ``OperatorState.nodes``: listed at startup before any handler runs,
+so a restarted operator never reconciles against a half-listed cluster, then kept
+current by Node events (``wakeups.py``). Nothing is stored on the Node objects.
 """
 
 from __future__ import annotations

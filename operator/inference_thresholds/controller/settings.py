@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-PREFIX = "thresholds.inference.dev"
-FINALIZER = f"{PREFIX}/finalizer"
+from ..api.adaptation import PROMETHEUS_URL_PATTERN
+from ..api.crd import GROUP
+
+# kopf's finalizer and its progress annotations live under our API group.
+FINALIZER = f"{GROUP}/finalizer"
 ENV_PREFIX = "INFERENCE_THRESHOLDS_OPERATOR_"
 
 
@@ -41,6 +45,18 @@ def _env_port(env: Mapping[str, str], name: str, default: int | None) -> int | N
         raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a port number or 'off'") from None
 
 
+def check_prometheus_url(url: str, where: str) -> str:
+    """The default Prometheus URL, checked as the CRD checks spec.adaptation.prometheus.url."""
+    if not re.fullmatch(PROMETHEUS_URL_PATTERN, url) or len(url) > 2048:
+        raise ValueError(f"{where}={url!r}: expected an http(s) URL, e.g. http://prometheus:9090")
+    return url
+
+
+def _env_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(ENV_PREFIX + name)
+    return check_prometheus_url(raw, ENV_PREFIX + name) if raw else None
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
@@ -54,6 +70,10 @@ class OperatorConfig:
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
+    # A reconcile running longer than this is wedged: /healthz fails so the pod restarts.
+    wedged_seconds: float = 300.0
+    # Where adaptation reads metrics when a CR names no spec.adaptation.prometheus.
+    prometheus_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +91,8 @@ class OperatorConfig:
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+            wedged_seconds=_env_float(env, "WEDGED_SECONDS", base.wedged_seconds),
+            prometheus_url=_env_url(env, "PROMETHEUS_URL"),
         )
 
     def with_overrides(self, **changes: Any) -> OperatorConfig:
@@ -102,9 +124,9 @@ def apply_kopf_settings(settings: Any) -> None:
     import kopf
 
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
     # Events come from explicit decisions only; log lines stay in the log.
     settings.posting.enabled = True

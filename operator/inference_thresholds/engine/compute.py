@@ -132,7 +132,7 @@ def _serve(
         perf = cpu_performance(fig, cpu, ctx, policy.cpu, hidden, log)
         choice = DeviceChoice(kind="cpu", product=hardware.cpu.model, count=1)
         return _Serving(cpu, 1, cpu.memory_mib, choice, perf)
-    device = accelerator_target(hardware, kind, log, policy)
+    device = accelerator_target(hardware, kind, log, policy, ctx.constraints.gpu_resource)
     used = _devices_used(need, device, ctx, log)
     available = device.memory_mib * used if device.memory_mib is not None else None
     perf = device_performance(fig, device, used, ctx, policy, hidden, log)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..api import BandwidthSource, DeploymentContext, DeviceInfo, DeviceKind, HardwareProfile
 from .explain import DecisionLog, fmt
+from .partition import choose_group, choose_partition, log_share, slice_share
 from .policy import CpuPolicy, DeviceBackendPolicy, MatmulRates, Policy
 from .specs import lookup_cpu_memory, lookup_gpu
 
@@ -27,6 +28,11 @@ class DeviceTarget:
 
 def choose_device(hw: HardwareProfile, ctx: DeploymentContext, log: DecisionLog) -> str:
     wanted = ctx.device
+    if ctx.constraints.gpu_resource and not hw.gpus and wanted is not DeviceKind.CPU:
+        raise HardwareInputError(
+            f"context.constraints.gpuResource {ctx.constraints.gpu_resource}: the hardware "
+            "profile lists no gpus; select GPU nodes or remove gpuResource"
+        )
     if wanted is DeviceKind.AUTO:
         if hw.gpus:
             choice, why = "gpu", "node has GPUs"
@@ -56,9 +62,35 @@ def _device_group(devices: list[DeviceInfo]) -> DeviceInfo:
 
 
 def accelerator_target(
-    hw: HardwareProfile, kind: str, log: DecisionLog, policy: Policy
+    hw: HardwareProfile,
+    kind: str,
+    log: DecisionLog,
+    policy: Policy,
+    gpu_resource: str | None = None,
 ) -> DeviceTarget:
-    dev = _device_group(hw.gpus if kind == "gpu" else hw.accelerators)
+    """The device the model runs on, scaled to the slice a pod gets when the GPU is
+    partitioned or shared (``gpu_resource``: the resource the pod requests)."""
+    devices = hw.gpus if kind == "gpu" else hw.accelerators
+    dev = choose_group(devices, gpu_resource) or _device_group(devices)
+    target = _whole_device_target(hw, kind, dev, log, policy)
+    part = choose_partition(dev, gpu_resource, log)
+    if part is None:
+        return target
+    share = slice_share(dev, part, lookup_gpu(dev.product), target.memory_mib)
+    log_share(share, dev.product, target.bandwidth_gbps, target.fp16_tflops, log)
+    return replace(
+        target,
+        product=f"{dev.product} ({share.name})",
+        count=1,
+        bandwidth_gbps=target.bandwidth_gbps * share.bandwidth if target.bandwidth_gbps else None,
+        fp16_tflops=target.fp16_tflops * share.compute if target.fp16_tflops else None,
+        memory_mib=share.memory_mib if share.memory_mib is not None else target.memory_mib,
+    )
+
+
+def _whole_device_target(
+    hw: HardwareProfile, kind: str, dev: DeviceInfo, log: DecisionLog, policy: Policy
+) -> DeviceTarget:
     spec = lookup_gpu(dev.product)
     log.add(
         "device.product",

@@ -1,0 +1,177 @@
+"""What the running operator holds in memory: clients, the node records, and per-CR state.
+
+One ``OperatorState`` per process (kopf's memo carries it to the handlers). Everything
+kept for one InferenceThresholds lives in its ``CrState``, so forgetting a CR is one
+``forget``. Touched only from the event loop, except the metrics collectors, which read
+snapshots from the metrics server's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.adaptation import AdaptationStatus
+from ..api.crd import InferenceThresholdsStatus
+from .kube import Kube
+from .metrics import OperatorMetrics
+from .node_index import NodeRecord, Selection
+from .node_reports import NodeReports
+from .policy_source import PolicySource
+from .settings import OperatorConfig
+from .stopper import Loop
+
+CrKey = tuple[str, str]
+"""(namespace, name) of an InferenceThresholds."""
+
+# Reconciles running at once. Each holds its plan, document and status until its writes
+# are done; unbounded, a start with 500 CRs held all 500 (peak RSS 413 MiB) while the
+# thread pool worked through them. More than the pool's threads gains nothing.
+MAX_CONCURRENT_RECONCILES = 8
+# Prometheus queries of all CRs run on their own threads, never on the default pool the
+# reconciles use: a slow endpoint then delays only other CRs' adaptation, never a reconcile.
+ADAPTATION_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Work:
+    """Something in flight with a deadline; /healthz fails when one is long overdue."""
+
+    what: str
+    started: float  # time.monotonic()
+    deadline: float
+
+
+@dataclass
+class CrState:
+    """What the operator remembers about one CR between reconciles."""
+
+    key: CrKey = ("", "")
+    uid: str = ""
+    # The CR as its latest watch event delivered it (the loops read it each pass).
+    body: Mapping[str, Any] = field(default_factory=dict)
+    # Its running loops by kind ("reconcile", "adaptation"); see cr_tasks.py.
+    loops: dict[str, Loop] = field(default_factory=dict)
+    # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
+    trigger: asyncio.Event = field(default_factory=asyncio.Event)
+    # What the last reconcile selected; None until the first one (every node change
+    # may matter until then).
+    selection: Selection | None = None
+    # A reconcile is running: its selection may be about to change.
+    in_flight: bool = False
+    # The last pass failed and a retry is scheduled: the adaptation loop hands over its
+    # state without waking the loop, so its interval cannot defeat the backoff.
+    failing: bool = False
+    # (uid, status) we wrote last: the watch may not have delivered it to the loop's
+    # body yet when the next reconcile starts.
+    written: tuple[str, InferenceThresholdsStatus] | None = None
+    # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
+    # before the write, since the watch may deliver the echo before the write returns.
+    configmap_content: tuple[str, str] | None = None
+    # The ConfigMap its spec names (from its last valid spec): CRs naming the same one
+    # are told about each other, and that ConfigMap's events wake it.
+    configmap_name: str | None = None
+    # Learned adaptation state: the adaptation loop advances it, planning rebases and
+    # applies it, the reconcile writes it to status (the only status writer).
+    adaptation: AdaptationStatus | None = None
+    # The nodes of each adapted class (from the last plan): per-class node matchers.
+    class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
+        if self.written is not None and self.written[0] == uid:
+            return self.written[1]
+        return None
+
+
+@dataclass
+class OperatorState:
+    """Process-wide operator state, shared by all handlers through kopf's memo."""
+
+    config: OperatorConfig
+    kube: Kube
+    policy: PolicySource
+    metrics: OperatorMetrics
+    # Every node's labels and hardware, by name: listed at startup, then kept current by
+    # node events (see wakeups.py).
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    # Nodes reported for refused values, so an unchanged bad Node is reported once.
+    node_reports: NodeReports = field(default_factory=NodeReports)
+    crs: dict[CrKey, CrState] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
+    )
+    adaptation_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            ADAPTATION_WORKERS, thread_name_prefix="adaptation"
+        )
+    )
+    inflight: dict[int, Work] = field(default_factory=dict)
+    _tokens: Iterator[int] = field(default_factory=itertools.count)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Every per-CR loop task, also those whose CR is already forgotten (stopped at shutdown).
+    loop_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def running(self, what: str, budget: float) -> Iterator[None]:
+        """Record ``what`` as in flight for at most ``budget`` seconds while the block runs."""
+        token = next(self._tokens)
+        now = time.monotonic()
+        self.inflight[token] = Work(what, now, now + budget)
+        try:
+            yield
+        finally:
+            del self.inflight[token]
+
+    def overdue(self, now: float) -> list[Work]:
+        """In-flight work past its deadline, oldest first."""
+        late = [w for w in list(self.inflight.values()) if now > w.deadline]
+        return sorted(late, key=lambda w: w.started)
+
+    def enter(self, key: CrKey, uid: str = "") -> CrState:
+        """The CR's state, created when its first event arrives."""
+        return self.crs.setdefault(key, CrState(key=key, uid=uid))
+
+    def forget(self, key: CrKey, cr: CrState) -> None:
+        """Drop everything held for a CR that was deleted (its loops are being stopped)."""
+        # A CR re-created under the same name may already run a new loop: keep its state.
+        if self.crs.get(key) is not cr:
+            return
+        del self.crs[key]
+        self.metrics.state.forget(*key)
+        for other in self.claimants(key[0], cr.configmap_name):
+            self.kick(other)  # a CR that could not write it may now, and no longer shares
+
+    def claimants(self, namespace: str, configmap: str | None) -> list[CrKey]:
+        """The CRs of ``namespace`` whose spec names ``configmap``."""
+        if configmap is None:
+            return []
+        return [
+            k for k, cr in self.crs.items() if k[0] == namespace and cr.configmap_name == configmap
+        ]
+
+    def rivals(self, key: CrKey, configmap: str) -> list[str]:
+        """Names of the other CRs of the namespace naming ``configmap``."""
+        return sorted(k[1] for k in self.claimants(key[0], configmap) if k != key)
+
+    def kick(self, key: CrKey) -> None:
+        cr = self.crs.get(key)
+        if cr is not None:
+            cr.trigger.set()
+
+    def kick_all(self) -> None:
+        for cr in self.crs.values():
+            cr.trigger.set()
+
+    def selections(self) -> dict[CrKey, Selection]:
+        return {k: cr.selection for k, cr in self.crs.items() if cr.selection is not None}
+
+    def adaptation_states(self) -> dict[CrKey, AdaptationStatus]:
+        """Called from the metrics thread: may raise RuntimeError if the loop resizes crs."""
+        return {k: cr.adaptation for k, cr in list(self.crs.items()) if cr.adaptation is not None}

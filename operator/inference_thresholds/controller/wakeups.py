@@ -1,0 +1,140 @@
+"""Which CRs a watched change wakes: node, CR and ConfigMap events -> ``CrState.trigger``.
+
+Nodes are held in ``OperatorState.nodes``, listed once at startup (before kopf starts
+any watch or handler, so a restarted operator never reconciles against a half-listed
+cluster) and kept current here; nothing is written onto Nodes. (A ``kopf.index`` gave the
+same guarantee, but kopf's per-object readiness toggles made its pre-indexing quadratic:
+24 s for 2,000 nodes.) A node change that alters a node's labels or hardware is compared
+with every CR's selector and recorded selection and wakes only the CRs it affects.
+Called on the event loop that owns the ``asyncio.Event`` objects (a thread may not set them).
+A Node whose values were refused (``NodeHardware.rejected``) is still served from the rest
+and reported once (``node_reports.py``): one Node never stops a listing or a wakeup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from ..api.crd import KIND
+from . import node_reports
+from .configmap import (
+    DATA_HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
+    OWNER_UID_ANNOTATION,
+    controller_of,
+    data_hash,
+    owner_label_value,
+)
+from .kube import Kube
+from .node_index import NodeRecord, affected_by_node, node_record
+from .node_reports import NodeReports
+from .operator_state import CrKey, CrState, OperatorState
+
+NodeReport = tuple[dict[str, Any], str]
+"""(the Node's name and uid, the message) of a Node to report."""
+
+
+def list_nodes(kube: Kube, reports: NodeReports) -> tuple[dict[str, NodeRecord], list[NodeReport]]:
+    """Every node's record by name, and the nodes to report (blocking: run it in a thread)."""
+    records: dict[str, NodeRecord] = {}
+    due: list[NodeReport] = []
+    for node in kube.list_nodes():
+        record = node_record(node)
+        records[record.name] = record
+        message = reports.due(record.name, record.hardware.rejected)
+        if message is not None:
+            meta = node.get("metadata") or {}
+            due.append(({"metadata": {"name": record.name, "uid": meta.get("uid")}}, message))
+    return records, due
+
+
+async def node_event(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
+    """A Node watch event: wake the CRs it affects, then report refused values (once)."""
+    message = node_changed(state, name, body)
+    if message is not None and body is not None:
+        await asyncio.to_thread(node_reports.post, state.kube, body, message)
+
+
+def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> str | None:
+    """A node was added, changed (``body``) or deleted (``None``); returns the report due."""
+    record = None if body is None else node_record(body)
+    if record is None:
+        state.node_reports.forget(name)
+        message = None
+    else:
+        message = state.node_reports.due(name, record.hardware.rejected)
+    if record is not None and state.nodes.get(name) == record:
+        return message  # same labels and hardware (a heartbeat, an annotation): no wakeup
+    if record is None:
+        state.nodes.pop(name, None)
+    else:
+        state.nodes[name] = record
+    affected = affected_by_node(state.selections(), name, record)
+    # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
+    # change under a selector we have not recorded yet: give it one more pass.
+    affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
+    for key in affected:
+        state.kick(key)
+    return message
+
+
+def resource_changed(
+    state: OperatorState, key: CrKey, meta: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """An InferenceThresholds changed: only a new generation matters."""
+    # Our own status writes come back as events too.
+    if meta.get("generation") != status.get("observedGeneration"):
+        state.kick(key)
+
+
+def configmap_changed(
+    state: OperatorState, namespace: str, body: Mapping[str, Any], deleted: bool
+) -> None:
+    """Someone changed or deleted a generated ConfigMap: let the CRs it concerns check.
+
+    Those are its owner (by ownerReference) and every CR whose spec names it (a CR that
+    could not write it, or our own ConfigMap whose ownerReference was removed). The echo
+    of our own write is skipped: checking it would cost every write a second reconcile
+    (a GET and a full plan) for nothing.
+    """
+    meta = body.get("metadata") or {}
+    keys = {
+        (namespace, str(ref.get("name", "")))
+        for ref in meta.get("ownerReferences") or []
+        if isinstance(ref, Mapping) and ref.get("kind") == KIND
+    }
+    keys.update(state.claimants(namespace, str(meta.get("name", ""))))
+    for key in keys:
+        cr = state.crs.get(key)
+        if cr is None:
+            continue
+        if not deleted and _as_written(cr, key, body):
+            continue
+        cr.trigger.set()
+
+
+def _as_written(cr: CrState, key: CrKey, body: Mapping[str, Any]) -> bool:
+    """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo):
+    its data is the data we rendered (not merely consistent with its hash annotation,
+    which anyone can recompute) and our references and labels are in place."""
+    if cr.configmap_content is None:
+        return False
+    uid, written = cr.configmap_content
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    ctrl = controller_of(body)
+    return (
+        data_hash(body.get("data") or {}) == written
+        and annotations.get(DATA_HASH_ANNOTATION) == written
+        and annotations.get(OWNER_UID_ANNOTATION) == uid
+        and ctrl is not None
+        and ctrl.get("uid") == uid
+        and not body.get("binaryData")
+        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+        and labels.get(OWNER_LABEL) == owner_label_value(key[1])
+    )
