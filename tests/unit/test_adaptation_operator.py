@@ -262,3 +262,28 @@ def test_collector_exports_per_class_series_and_vanishes() -> None:
     assert "inference_thresholds_adaptation_confidence" in text
     states.clear()
     assert 'name="demo"' not in generate_latest(registry).decode()
+
+
+def test_breach_of_a_threshold_is_one_warning_then_one_recovery() -> None:
+    spec = _spec()
+    aspec = _aspec(spec)
+    learned = _learned(spec, 1.5, n=3)
+    threshold = learned.classes[0].decode.threshold
+    assert threshold is not None
+    expected = learned.classes[0].basis.expected_decode_tokens_per_second
+    assert expected is not None
+    slow = advance(learned, aspec, _observe(learned, 0.2, T + 30), T + 30)
+    events = interval_events(learned, slow, aspec.mode)
+    (warning,) = [e for e in events if e.reason == "ObservedBeyondThreshold"]
+    assert warning.type == "Warning" and "below minTokensPerSecond" in warning.message
+    assert "threshold held" in warning.message
+    # never loosened (the decayed history may still tighten it); one Event per transition
+    held = slow.state.classes[0].decode.threshold
+    assert held is not None and held >= threshold
+    slower = advance(slow.state, aspec, _observe(slow.state, 0.2, T + 40), T + 40)
+    assert not [e for e in interval_events(slow.state, slower, aspec.mode)
+                if e.reason.startswith("Observed")]  # fmt: skip
+    assert (slower.state.classes[0].decode.threshold or 0) >= held
+    back = advance(slower.state, aspec, _observe(slower.state, 1.5, T + 50), T + 50)
+    reasons = [e.reason for e in interval_events(slower.state, back, aspec.mode)]
+    assert "ObservedWithinThreshold" in reasons and "ObservedBeyondThreshold" not in reasons

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..adaptation import state as adapt
+from ..adaptation.rule import Direction
 from ..api import ThresholdResult, Thresholds
-from ..api.adaptation import AdaptationMode, AdaptationStatus, ClassAdaptation
+from ..api.adaptation import AdaptationMode, AdaptationStatus, ClassAdaptation, SignalState
 from ..api.crd import InferenceThresholdsSpec
 from ..api.result import Decision
 from .events import DecisionEvent
@@ -148,6 +149,7 @@ def interval_events(
     reason = "ThresholdAdapted" if mode is AdaptationMode.APPLY else "ThresholdRecommended"
     events = [DecisionEvent("Normal", "AdaptationSeeded", text) for text in interval.seeded]
     events += [DecisionEvent("Normal", reason, m.message()) for m in interval.moves]
+    events += breach_events(before, after)
     if not after.healthy and (before.healthy or before.reason != after.reason):
         events.append(
             DecisionEvent("Warning", "AdaptationFailed", f"{after.reason}: {after.message}")
@@ -156,4 +158,48 @@ def interval_events(
         events.append(
             DecisionEvent("Normal", "AdaptationResumed", f"{after.reason}: {after.message}")
         )
+    return events
+
+
+def _breached(sig: adapt.Signal, s: SignalState) -> bool:
+    if s.last_value is None or s.threshold is None:
+        return False
+    if sig.direction is Direction.MIN:
+        return s.last_value < s.threshold
+    return s.last_value > s.threshold
+
+
+_SIGNAL_NAMES = {"decode": "decode speed", "ttft": "time to first token"}
+
+
+def breach_events(before: AdaptationStatus, after: AdaptationStatus) -> list[DecisionEvent]:
+    """One Warning when a signal's latest interval crosses its threshold, one Normal when it
+    is back within it: the regression adaptation refuses to learn from is told, not only
+    held. Per transition, not per interval (the alert rules page on sustained breaches;
+    these Events say when it started and that nothing was loosened).
+    """
+    events = []
+    for entry in after.classes:
+        old = before.entry(entry.name)
+        for sig in adapt.SIGNALS:
+            s: SignalState = getattr(entry, sig.name)
+            if s.last_value is None or s.threshold is None:
+                continue
+            was = old is not None and _breached(sig, getattr(old, sig.name))
+            now = _breached(sig, s)
+            if now == was:
+                continue
+            what = f"{entry.name}: observed {_SIGNAL_NAMES.get(sig.name, sig.name)} " + (
+                f"{s.last_value:.4g} {sig.unit} (latest interval)"
+            )
+            if now:
+                side = "below" if sig.direction is Direction.MIN else "above"
+                message = (
+                    f"{what} is {side} {sig.alias} {s.threshold:.4g} {sig.unit}; threshold held "
+                    "(worse observed performance never loosens it)"
+                )
+                events.append(DecisionEvent("Warning", "ObservedBeyondThreshold", message))
+            else:
+                message = f"{what} is within {sig.alias} {s.threshold:.4g} {sig.unit} again"
+                events.append(DecisionEvent("Normal", "ObservedWithinThreshold", message))
     return events
