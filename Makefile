@@ -46,7 +46,7 @@ crds: venv
 # The product end to end on this machine: a local cluster with a real node, the chart
 # installed from images built here, the examples, a workload pod checking its thresholds;
 # everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
-demo: deps venv controlplane
+demo: deps venv controlplane llama
 	PATH="$$PATH:$$(hack/get-helm.sh --dir)" $(PY) hack/demo.py $(DEMO_ARGS)
 
 # Every benchmark (engine, agent, operator at scale, live llama.cpp calibration) into

@@ -36,6 +36,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from inference_thresholds_dev.llama.node_loop import (
+    LoopError,
+    LoopSettings,
+    Measurement,
+    NodeLoop,
+    healthy_phase,
+    regression_phase,
+)
 from inference_thresholds_dev.local_chart import client_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +193,11 @@ class Demo:
         self.run(
             ["helm", "install", "inference-thresholds", str(CHART), "--namespace",
              RELEASE_NAMESPACE, "--create-namespace", "-f", str(values), "--wait",
-             "--timeout", "300s"],
+             "--timeout", "300s",
+             # The agent measures memory bandwidth (a bounded probe) rather than guess it
+             # for a CPU it does not know: the closed loop's expectations rest on it.
+             "--set", "agent.probeBandwidth=true",
+             "--set", "agent.resources.limits.memory=768Mi"],
             echo=True,
         )  # fmt: skip
         info(f"release ready after {time.monotonic() - began:.1f} s")
@@ -234,6 +246,110 @@ class Demo:
 
         eventually(logs, timeout=self.timeout, what=f"{name}'s first check in its logs")
         self.kubectl("logs", "-n", NAMESPACE, f"deployment/{name}", echo=True)
+
+    # -- the closed loop on a real inference server ------------------------------------
+
+    def closed_loop(self, values: Path) -> None:
+        step("The closed loop: llama-server as a pod, real load, real Prometheus")
+        info("llama.cpp's server (built by `make llama`) serves the SmolLM2-135M architecture")
+        info("with RANDOM weights (Q4_0; speed depends on shapes, not values) in a pod limited")
+        info("to 1 CPU with 1 thread; it mounts the ConfigMap of an InferenceThresholds that")
+        info("describes it. Prometheus (Debian's) scrapes it with the chart's alert rules and")
+        info("the CR's generated ones; the CR's adaptation reads the same Prometheus.")
+        began = time.monotonic()
+        loop = self.node_loop(values)
+        try:
+            loop.deploy()
+            info(", ".join(f"{k} {v:.0f} s" for k, v in loop.timings.items()))
+            self.kubectl("get", "pod", loop.pod, "-n", NAMESPACE, "-o", "wide", echo=True)
+            healthy = healthy_phase(loop, adapt_timeout=self.timeout * 2)
+            step("Healthy pod: measured vs thresholds, and the check in a Job on the node")
+            self.measured_table("healthy (1 CPU)", healthy.measurement, healthy.computed)
+            if healthy.check is None:
+                info("the machine was too busy for a healthy baseline (the pod did not get its")
+                info("CPU); the loop stops here")
+                return
+            self.show_check(healthy.check)
+            if healthy.adapted_event is not None:
+                info(f"adaptation (after {healthy.adapt_seconds:.0f} s of load): "
+                     f"{healthy.adapted_event['message']}")  # fmt: skip
+            step("A real regression: the pod's CPU limit lowered in place to 0.2 CPU")
+            phase = regression_phase(loop, timeout=self.timeout * 3)
+            self.measured_table("throttled (0.2 CPU)", phase.measurement, phase.before)
+            self.show_check(phase.check)
+            info(f"Prometheus: ALERTS{{alertstate=\"firing\"}} {phase.firing} "
+                 f"{phase.firing_after_s:.0f} s after the resize: {phase.alert}")  # fmt: skip
+            self.kubectl("get", "events", "-n", NAMESPACE, "--field-selector",
+                         f"involvedObject.name={loop.s.name}", "--sort-by=.lastTimestamp",
+                         echo=True)  # fmt: skip
+            held = all(
+                (getattr(phase.held, f) or 0) <= (getattr(phase.before, f) or 0)
+                for f in ("max_time_to_first_token_ms", "max_memory_usage_mb")
+            ) and (phase.held.min_tokens_per_second or 0) >= (
+                phase.before.min_tokens_per_second or 0
+            )
+            info(f"thresholds loosened by adaptation: {'no' if held else 'YES'} "
+                 f"(minTokensPerSecond {phase.before.min_tokens_per_second} -> "
+                 f"{phase.held.min_tokens_per_second})")  # fmt: skip
+            step("Restored to 1 CPU")
+            info(f"alert resolved {phase.resolved_after_s:.0f} s after the restore")
+            self.measured_table("restored (1 CPU)", phase.restored, phase.held)
+            if phase.restored_check is not None:
+                self.show_check(phase.restored_check)
+            info(f"the closed loop took {time.monotonic() - began:.0f} s")
+        except LoopError as exc:
+            raise DemoError(f"closed loop: {exc}") from exc
+        finally:
+            loop.stop()
+
+    def node_loop(self, values: Path) -> NodeLoop:
+        from inference_thresholds_dev.images.build import build_image
+        from inference_thresholds_dev.node.node import RealNode
+
+        node = RealNode.create(self.state_dir / "node")
+
+        def import_image(spec: Any) -> Any:
+            image = build_image(spec, progress=info)
+            if image.ref not in node.images():
+                node.import_image(image.archive)
+            return image
+
+        chart_values = yaml.safe_load(values.read_text())
+        image = chart_values["operator"]["image"]
+        settings = LoopSettings(
+            namespace=NAMESPACE,
+            node=self.node,
+            operator_image=f"{image['repository']}:{image['tag']}",
+            operator_metrics_port=int(chart_values["operator"]["metrics"]["port"]),
+            agent_metrics_port=int(chart_values["agent"]["metrics"]["port"]),
+            helm=shutil.which("helm", path=self.env["PATH"]) or "helm",
+            chart=CHART,
+            chart_values=values,
+        )
+        return NodeLoop(
+            settings,
+            lambda *args, input=None: self.kubectl(*args, input=input),
+            import_image,
+            self.workdir / "loop",
+            info,
+        )
+
+    def measured_table(self, label: str, m: Measurement, t: Any) -> None:
+        rows = [
+            ("decode tok/s", f"{m.report.decode_tps:.1f}", f">= {t.min_tokens_per_second}"),
+            ("TTFT ms", f"{m.report.ttft_ms:.0f}", f"<= {t.max_time_to_first_token_ms}"),
+            ("latency ms", f"{m.report.latency_ms:.0f}", f"<= {t.max_latency_ms}"),
+            ("peak memory MiB", f"{m.memory_mib or 0:.0f}", f"<= {t.max_memory_usage_mb}"),
+        ]
+        print(f"{BOLD}{label}{RESET} ({len(m.report.results)} requests, medians)")
+        print(f"  {'':18}{'measured':>12}  threshold")
+        for name, value, limit in rows:
+            print(f"  {name:18}{value:>12}  {limit}")
+
+    def show_check(self, check: Any) -> None:
+        print(check.logs.rstrip())
+        colour = GREEN if check.passed else RED
+        print(f"{colour}check exit status {check.exit_code}{RESET}", flush=True)
 
     # -- the no-node fallback --------------------------------------------------------
 
@@ -438,6 +554,7 @@ class Demo:
             self.wait_ready(names)
             self.show_results("bitnet-edge")
             self.run_workload("bitnet-edge")
+            self.closed_loop(values)
         else:
             self.start_control_plane()
             self.register_node()

@@ -71,24 +71,52 @@ class RunningServer:
         return None
 
     def runqueue_wait_seconds(self) -> float | None:
-        """Time the server's threads spent runnable but waiting for a CPU, so far.
-
-        From /proc/PID/task/*/schedstat (second field, ns): the direct measure of other
-        work holding the cores the server wanted; ~0 on a node that gives it its cores.
-        """
-        total = 0
-        try:
-            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-                total += int((task / "schedstat").read_text().split()[1])
-        except (OSError, ValueError, IndexError):
-            return None
-        return total / 1e9
+        return runqueue_wait_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def runqueue_wait_seconds(pid: int) -> float | None:
+    """Time the process's threads spent runnable but waiting for a CPU, so far.
+
+    From /proc/PID/task/*/schedstat (second field, ns): the direct measure of other
+    work holding the cores the server wanted; ~0 on a node that gives it its cores.
+    (CFS throttling by the process's own CPU limit is not counted: a throttled group
+    leaves the run queue.)
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+def serving_pid(port: int) -> int | None:
+    """The host PID of the llama-server listening on ``port`` (e.g. inside a host-network
+    pod), found by its command line; None if there is none or more than one."""
+    wanted = ["--port", str(port)]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        if (
+            args
+            and args[0].endswith("llama-server")
+            and any(args[i : i + 2] == wanted for i in range(len(args) - 1))
+        ):
+            found.append(int(proc.name))
+    return found[0] if len(found) == 1 else None
 
 
 _CAP_SYS_NICE = 23
