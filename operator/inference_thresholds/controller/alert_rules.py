@@ -83,7 +83,9 @@ def remove(kube: Kube, namespace: str, name: str, uid: str) -> bool:
     try:
         have = kube.request("GET", _path(namespace, rule_name(name)))
     except ApiException as exc:
-        if exc.status == 404:
+        # 403: the operator may not manage PrometheusRules (the chart's default,
+        # operator.manageAlertRules false), so it cannot have written one to clean up.
+        if exc.status in (403, 404):
             return False
         raise
     if not _owned(have, uid):
