@@ -270,9 +270,12 @@ class Demo:
                 info("CPU); the loop stops here")
                 return
             self.show_check(healthy.check)
-            if healthy.adapted_event is not None:
-                info(f"adaptation (after {healthy.adapt_seconds:.0f} s of load): "
-                     f"{healthy.adapted_event['message']}")  # fmt: skip
+            decode = healthy.adaptation
+            info(f"adaptation read {decode.get('samples')} samples of the real series from "
+                 f"Prometheus in {healthy.adapt_seconds:.0f} s (latest "
+                 f"{decode.get('lastValue', 0):.1f} tok/s): {decode.get('note')}")  # fmt: skip
+            for event in healthy.adapted_events:
+                info(f"ThresholdAdapted: {event['message']}")
             step("A real regression: the pod's CPU limit lowered in place to 0.2 CPU")
             phase = regression_phase(loop, timeout=self.timeout * 3)
             self.measured_table("throttled (0.2 CPU)", phase.measurement, phase.before)
@@ -292,10 +295,15 @@ class Demo:
                  f"(minTokensPerSecond {phase.before.min_tokens_per_second} -> "
                  f"{phase.held.min_tokens_per_second})")  # fmt: skip
             step("Restored to 1 CPU")
-            info(f"alert resolved {phase.resolved_after_s:.0f} s after the restore")
-            self.measured_table("restored (1 CPU)", phase.restored, phase.held)
-            if phase.restored_check is not None:
-                self.show_check(phase.restored_check)
+            if phase.restore_contended is not None or phase.restored is None:
+                info(f"not shown: {phase.restore_contended}")
+            else:
+                info(f"alert resolved {phase.resolved_after_s:.0f} s after the restore")
+                self.measured_table("restored (1 CPU)", phase.restored, phase.held)
+                if phase.restored_check is not None:
+                    self.show_check(phase.restored_check)
+                if phase.within_event is not None:
+                    info(f"ObservedWithinThreshold: {phase.within_event['message']}")
             info(f"the closed loop took {time.monotonic() - began:.0f} s")
         except LoopError as exc:
             raise DemoError(f"closed loop: {exc}") from exc

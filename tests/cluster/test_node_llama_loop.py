@@ -107,7 +107,7 @@ def test_server_pod_is_cpu_limited_non_root_and_mounts_its_thresholds(loop: Node
     assert loop.prometheus.query("llamacpp:n_decode_total or llamacpp_n_decode_total")
 
 
-def test_healthy_pod_passes_and_adaptation_tightens_from_the_real_series(loop: NodeLoop) -> None:
+def test_healthy_pod_passes_and_adaptation_learns_from_the_real_series(loop: NodeLoop) -> None:
     phase = healthy_phase(loop)
     m = phase.measurement
     print(_line("healthy", m, phase.computed))
@@ -117,15 +117,22 @@ def test_healthy_pod_passes_and_adaptation_tightens_from_the_real_series(loop: N
     assert phase.check.passed, phase.check.logs
     assert "check: PASS" in phase.check.logs, phase.check.logs
     assert m.memory_mib is not None  # the container's own high-water mark was compared
-    # Adaptation folded the real series in and tightened in bounded steps, with an Event.
-    print(f"adaptation moved after {phase.adapt_seconds:.0f} s of load: "
-          f"{phase.adapted_event and phase.adapted_event['message']}")  # fmt: skip
-    assert phase.adapted is not None and phase.adapted_event is not None
-    assert "minTokensPerSecond" in phase.adapted_event["message"]
-    old, new = phase.computed.min_tokens_per_second, phase.adapted.min_tokens_per_second
-    assert old is not None and new is not None and new > old
-    decode = loop.status()["adaptation"]["classes"][0]["decode"]
-    assert decode["samples"] >= 3 and decode["observed"] > 0
+    # Adaptation folded the real series in: the level it read from Prometheus is the
+    # decode speed the load generator measured (same server, same counters).
+    decode = phase.adaptation
+    print(f"adaptation after {phase.adapt_seconds:.0f} s of load: {decode.get('note')}")
+    assert decode["samples"] >= 3
+    assert decode["lastValue"] == pytest.approx(m.report.decode_tps, rel=0.35)
+    computed, adapted = phase.computed.min_tokens_per_second, phase.adapted
+    assert computed is not None and adapted is not None and adapted.min_tokens_per_second
+    expected = loop.document_class().expected.decode_tokens_per_second
+    assert expected is not None
+    if decode["target"] > computed * 1.01:  # faster than expected: tightened, bounded
+        assert phase.adapted_events, "a move is logged as a ThresholdAdapted Event"
+        assert computed < adapted.min_tokens_per_second <= expected
+    else:  # held, and says why (it never tightens toward slower than the expectation)
+        assert adapted.min_tokens_per_second == computed
+        assert "held" in decode["note"] or "dead band" in decode["note"], decode["note"]
 
 
 def test_throttled_pod_fails_fires_the_alert_holds_thresholds_then_clears(
@@ -135,8 +142,7 @@ def test_throttled_pod_fails_fires_the_alert_holds_thresholds_then_clears(
     print(_line("throttled", phase.measurement, phase.before))
     assert not phase.check.passed and phase.check.exit_code == 1, phase.check.logs
     assert "min_tokens_per_second" in phase.check.logs, phase.check.logs
-    print(f"{DECODE_ALERT} firing {phase.firing_after_s:.0f} s after the resize; "
-          f"resolved {phase.resolved_after_s:.0f} s after the restore")  # fmt: skip
+    print(f"{DECODE_ALERT} firing {phase.firing_after_s:.0f} s after the resize")
     assert phase.alert["namespace"] == loop.s.namespace and phase.alert["name"] == loop.s.name
     # Nothing else fires: the operator and the agent are healthy (the chart's rules).
     assert phase.firing == [DECODE_ALERT]
@@ -147,7 +153,14 @@ def test_throttled_pod_fails_fires_the_alert_holds_thresholds_then_clears(
     assert (h.min_tokens_per_second or 0) >= (b.min_tokens_per_second or 0)
     for field in ("max_time_to_first_token_ms", "max_memory_usage_mb", "max_latency_ms"):
         assert (getattr(h, field) or 0) <= (getattr(b, field) or 0), field
-    # Restored: the alert resolved (awaited above), the check passes, the Event says so.
-    if phase.restored_check is not None:
-        assert phase.restored_check.passed, phase.restored_check.logs
+    # No Warning on the CR beyond the regression itself (e.g. no PrometheusRule noise).
+    warnings = {e["reason"] for e in loop.events() if e["type"] == "Warning"}
+    assert warnings <= {"ObservedBeyondThreshold", "AdaptationFailed"}, warnings
+    if phase.restore_contended is not None:
+        pytest.skip(f"restore not checked: {phase.restore_contended}")
+    # Restored: the alert resolved (awaited), the check passes, the Event says so.
+    print(f"{DECODE_ALERT} resolved {phase.resolved_after_s:.0f} s after the restore")
+    assert phase.restored_check is not None and phase.restored_check.passed, (
+        phase.restored_check and phase.restored_check.logs
+    )
     assert phase.within_event is not None

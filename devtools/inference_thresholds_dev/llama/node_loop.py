@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ from ..prometheus import Prometheus, ScrapeJob
 from .build import cache_root as llama_cache
 from .build import is_complete, plan_for_this_machine
 from .gguf_models import ARCHITECTURES, Architecture, model_file, model_spec
-from .load import LoadReport, LoadSpec, drive, drive_healthy
+from .load import MIN_CORES_SHARE, LoadReport, LoadSpec, drive, drive_healthy
 from .pod import check_job, server_image_spec, server_pod, thresholds_cr
 from .server import runqueue_wait_seconds, serving_pid
 
@@ -64,6 +65,11 @@ RELEASE = "inference-thresholds"
 
 class LoopError(RuntimeError):
     """A step of the loop did not happen in time; the message says which."""
+
+
+class Contended(LoopError):
+    """Other work on the machine held the pod's CPU while a healthy pod was needed: the
+    message carries the measured share of its CPU the pod really had."""
 
 
 def eventually(check: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
@@ -197,6 +203,8 @@ class NodeLoop:
             output_tokens=self.s.load.n_predict, adaptation=self.adaptation(),
         )  # fmt: skip
         self.cr = cr
+        # Prometheus first: the CR's adaptation and the pod's scrape find it up.
+        self._start_prometheus()
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(cr))
         eventually(self._configmap, timeout=120, what=f"ConfigMap {self.configmap}")
         pod = server_pod(
@@ -207,7 +215,13 @@ class NodeLoop:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
         eventually(self._pod_ready, timeout=180, what=f"pod {self.pod} Ready")
         self.timings["pod-ready"] = time.monotonic() - began
-        self._start_prometheus()
+        prom = self.prometheus
+        assert prom is not None
+        eventually(
+            lambda: (up := prom.targets_up()) and len(up) == 3 and all(up.values()),
+            timeout=60,
+            what="Prometheus scraping the server, the operator and the agent",
+        )
         self.timings["deployed"] = time.monotonic() - began
 
     def _configmap(self) -> dict[str, Any] | None:
@@ -256,12 +270,6 @@ class NodeLoop:
             self.workdir / "prometheus", jobs, groups, port=self.prometheus_port
         )
         self.prometheus.start()
-        prom = self.prometheus
-        eventually(
-            lambda: (up := prom.targets_up()) and len(up) == len(jobs) and all(up.values()),
-            timeout=60,
-            what="Prometheus scraping the server, the operator and the agent",
-        )
 
     def stop(self) -> None:
         if self.prometheus is not None:
@@ -378,20 +386,34 @@ class NodeLoop:
         eventually(applied, timeout=60, what=f"the pod's CPU limit at {cpu}")
 
     def load_until(
-        self, done: Callable[[], bool], *, timeout: float, what: str
-    ) -> tuple[float, list[LoadReport]]:
-        """Requests one at a time until ``done()`` (checked between them); seconds taken."""
+        self, done: Callable[[], bool], *, timeout: float, what: str, healthy: bool = False
+    ) -> float:
+        """Requests one at a time until ``done()`` (checked between them); seconds taken.
+
+        ``healthy``: the pod should have its CPU; on timeout, if other work held it (the
+        server's run-queue wait), raise ``Contended`` with that evidence.
+        """
         began = time.monotonic()
-        reports = []
+        shares: list[float] = []
         one = LoadSpec(
             requests=1, prompt_tokens=self.s.load.prompt_tokens,
             n_predict=self.s.load.n_predict, warmup=0, vocab_size=self.s.load.vocab_size,
         )  # fmt: skip
         while not done():
             if time.monotonic() - began > timeout:
+                recent = shares[-8:]
+                if healthy and recent and statistics.median(recent) < MIN_CORES_SHARE:
+                    raise Contended(
+                        f"{what}: not within {timeout:.0f} s, and the pod had only "
+                        f"{[f'{x:.0%}' for x in recent]} of its CPU (other work held it)"
+                    )
                 raise LoopError(f"timed out after {timeout:.0f} s of load waiting for {what}")
-            reports.append(drive(self.base_url, one))
-        return time.monotonic() - began, reports
+            report = drive(self.base_url, one, self._runqueue_wait, self._threads())
+            shares += [r.cores_share for r in report.results if r.cores_share is not None]
+        return time.monotonic() - began
+
+    def _threads(self) -> int:
+        return max(1, self.s.cpu_millis // 1000)
 
 
 def _millis(quantity: str | None) -> int | None:
@@ -410,7 +432,8 @@ class HealthyPhase:
     computed: Thresholds  # in the ConfigMap before any observation
     measurement: Measurement
     check: CheckRun | None  # None: the machine was too busy for a healthy baseline
-    adapted_event: dict[str, Any] | None = None
+    adaptation: dict[str, Any] = field(default_factory=dict)  # status.adaptation's decode
+    adapted_events: list[dict[str, Any]] = field(default_factory=list)  # ThresholdAdapted
     adapted: Thresholds | None = None
     adapt_seconds: float = 0.0
 
@@ -425,26 +448,39 @@ class RegressionPhase:
     firing: list[str]  # every alert firing then
     beyond_event: dict[str, Any]
     held: Thresholds
-    resolved_after_s: float  # from the restore to the alert resolved
-    restored: Measurement
-    restored_check: CheckRun | None
-    within_event: dict[str, Any] | None
+    restore_contended: str | None = None  # evidence, when no healthy restore was possible
+    resolved_after_s: float = 0.0  # from the restore to the alert resolved
+    restored: Measurement | None = None
+    restored_check: CheckRun | None = None
+    within_event: dict[str, Any] | None = None
+
+
+def decode_state(loop: NodeLoop) -> dict[str, Any]:
+    classes = (loop.status().get("adaptation") or {}).get("classes") or [{}]
+    decode: dict[str, Any] = classes[0].get("decode") or {}
+    return decode
 
 
 def healthy_phase(loop: NodeLoop, adapt_timeout: float = 240) -> HealthyPhase:
-    """Measure the healthy pod, check it in the cluster, let adaptation move once."""
+    """Measure the healthy pod, check it in the cluster, let adaptation fold in the real
+    series until it decides (tightened, or held: it tightens only toward performance
+    better than the engine expected, scaled by the same slack)."""
     computed = loop.thresholds()
     measurement = loop.measure_healthy()
     if measurement.contended:
         return HealthyPhase(computed, measurement, None)
     result = HealthyPhase(computed, measurement, loop.check(measurement))
-    took, _ = loop.load_until(
-        lambda: bool(loop.events("ThresholdAdapted")),
-        timeout=adapt_timeout,
-        what="a ThresholdAdapted Event",
+    minimum = int(loop.cr["spec"]["adaptation"]["minSamples"])
+
+    def decided() -> bool:
+        decode = decode_state(loop)
+        return int(decode.get("samples") or 0) >= minimum and decode.get("target") is not None
+
+    result.adapt_seconds = loop.load_until(
+        decided, timeout=adapt_timeout, what="adaptation's decision", healthy=True
     )
-    result.adapt_seconds = took
-    result.adapted_event = loop.events("ThresholdAdapted")[0]
+    result.adaptation = decode_state(loop)
+    result.adapted_events = loop.events("ThresholdAdapted")
     result.adapted = loop.thresholds()
     return result
 
@@ -466,20 +502,27 @@ def regression_phase(loop: NodeLoop, timeout: float = 300) -> RegressionPhase:
         what="an ObservedBeyondThreshold Event",
     )
     beyond = loop.events("ObservedBeyondThreshold")[0]
-    held = loop.thresholds()
+    phase = RegressionPhase(
+        before, measurement, check, alert, firing_after, firing, beyond, loop.thresholds()
+    )
     began = time.monotonic()
     loop.resize(loop.s.cpu_millis)
-    loop.load_until(lambda: not loop.firing(), timeout=timeout, what=f"{DECODE_ALERT} resolved")
-    resolved_after = time.monotonic() - began
-    restored = loop.measure_healthy()
-    restored_check = None if restored.contended else loop.check(restored)
-    loop.load_until(
-        lambda: bool(loop.events("ObservedWithinThreshold")),
-        timeout=120,
-        what="an ObservedWithinThreshold Event",
-    )
-    within = loop.events("ObservedWithinThreshold")[0]
-    return RegressionPhase(
-        before, measurement, check, alert, firing_after, firing, beyond, held,
-        resolved_after, restored, restored_check, within,
-    )  # fmt: skip
+    try:
+        loop.load_until(
+            lambda: not loop.firing(), timeout=timeout, what=f"{DECODE_ALERT} resolved",
+            healthy=True,
+        )  # fmt: skip
+        phase.resolved_after_s = time.monotonic() - began
+        phase.restored = loop.measure_healthy()
+        if phase.restored.contended:
+            raise Contended("the restored pod did not get its CPU for its measurement")
+        phase.restored_check = loop.check(phase.restored)
+        loop.load_until(
+            lambda: bool(loop.events("ObservedWithinThreshold")), timeout=120,
+            what="an ObservedWithinThreshold Event", healthy=True,
+        )  # fmt: skip
+    except Contended as exc:
+        phase.restore_contended = str(exc)
+        return phase
+    phase.within_event = loop.events("ObservedWithinThreshold")[0]
+    return phase
