@@ -287,3 +287,19 @@ def test_breach_of_a_threshold_is_one_warning_then_one_recovery() -> None:
     back = advance(slower.state, aspec, _observe(slower.state, 1.5, T + 50), T + 50)
     reasons = [e.reason for e in interval_events(slower.state, back, aspec.mode)]
     assert "ObservedWithinThreshold" in reasons and "ObservedBeyondThreshold" not in reasons
+
+
+def test_a_level_hovering_at_the_threshold_does_not_flap() -> None:
+    spec = _spec()
+    aspec = _aspec(spec)
+    state = _learned(spec, 1.5, n=3)
+    threshold = state.classes[0].decode.threshold
+    expected = state.classes[0].basis.expected_decode_tokens_per_second
+    assert threshold is not None and expected is not None
+    below = advance(state, aspec, _observe(state, 0.2, T + 30), T + 30).state
+    assert below.classes[0].decode.breached
+    # just above the threshold (inside the 5% margin): still breached, no Event
+    level = threshold * 1.02 / expected
+    hover = advance(below, aspec, _observe(below, level, T + 40), T + 40)
+    assert hover.state.classes[0].decode.breached
+    assert not [e for e in interval_events(below, hover, aspec.mode) if e.reason.startswith("Obs")]

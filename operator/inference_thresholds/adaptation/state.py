@@ -526,7 +526,24 @@ def _step(
         upd["last_move_time"] = aggregate.rfc3339(reading.time)
     elif reading.dist is None:
         upd["threshold"] = s.threshold if s.threshold is not None else out.threshold
+    if reading.dist is not None:
+        upd["breached"] = breached(sig, s.last_value, out.threshold, s.breached)
     return _Step(s.model_copy(update=upd), move, note, s.samples < spec.min_samples)
+
+
+# A breached signal counts as back within its threshold only this far inside it, so a
+# level hovering at the threshold does not flip (and post Events) every interval.
+RECOVERY_MARGIN = 0.05
+
+
+def breached(sig: Signal, level: float | None, threshold: float | None, was: bool) -> bool:
+    """Whether the latest interval's ``level`` is beyond ``threshold`` (with hysteresis)."""
+    if level is None or threshold is None:
+        return False
+    margin = RECOVERY_MARGIN if was else 0.0
+    if sig.direction is rule.Direction.MIN:
+        return level < threshold * (1.0 + margin)
+    return level > threshold * (1.0 - margin)
 
 
 def _replay(

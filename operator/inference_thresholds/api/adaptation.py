@@ -451,6 +451,11 @@ class SignalState(WireModel):
         None, description="The learned threshold now (applied, or recommended only)."
     )
     last_move_time: str | None = Field(None, description="When the threshold last moved.")
+    breached: bool = Field(
+        False,
+        description="Whether the latest interval was beyond the threshold; once it is, it "
+        "counts as back only 5% inside it. Changes are posted as Events.",
+    )
     note: str = Field(
         "", max_length=1024, description="Why the threshold moved or held at the last interval."
     )

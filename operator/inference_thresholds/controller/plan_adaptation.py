@@ -161,38 +161,27 @@ def interval_events(
     return events
 
 
-def _breached(sig: adapt.Signal, s: SignalState) -> bool:
-    if s.last_value is None or s.threshold is None:
-        return False
-    if sig.direction is Direction.MIN:
-        return s.last_value < s.threshold
-    return s.last_value > s.threshold
-
-
 _SIGNAL_NAMES = {"decode": "decode speed", "ttft": "time to first token"}
 
 
 def breach_events(before: AdaptationStatus, after: AdaptationStatus) -> list[DecisionEvent]:
-    """One Warning when a signal's latest interval crosses its threshold, one Normal when it
-    is back within it: the regression adaptation refuses to learn from is told, not only
-    held. Per transition, not per interval (the alert rules page on sustained breaches;
-    these Events say when it started and that nothing was loosened).
-    """
+    """One Warning when a signal's latest interval goes beyond its threshold, one Normal
+    when it is back within it (``SignalState.breached``, with hysteresis): the regression
+    adaptation refuses to learn from is told, not only held. Per change, not per interval
+    (the alert rules page on sustained breaches)."""
     events = []
     for entry in after.classes:
         old = before.entry(entry.name)
         for sig in adapt.SIGNALS:
             s: SignalState = getattr(entry, sig.name)
-            if s.last_value is None or s.threshold is None:
+            was = old is not None and getattr(old, sig.name).breached
+            if s.breached == was or s.last_value is None or s.threshold is None:
                 continue
-            was = old is not None and _breached(sig, getattr(old, sig.name))
-            now = _breached(sig, s)
-            if now == was:
-                continue
-            what = f"{entry.name}: observed {_SIGNAL_NAMES.get(sig.name, sig.name)} " + (
+            what = (
+                f"{entry.name}: observed {_SIGNAL_NAMES.get(sig.name, sig.name)} "
                 f"{s.last_value:.4g} {sig.unit} (latest interval)"
             )
-            if now:
+            if s.breached:
                 side = "below" if sig.direction is Direction.MIN else "above"
                 message = (
                     f"{what} is {side} {sig.alias} {s.threshold:.4g} {sig.unit}; threshold held "
