@@ -45,6 +45,7 @@ from inference_thresholds_dev.llama.node_loop import (
     regression_phase,
 )
 from inference_thresholds_dev.local_chart import client_deployment
+from inference_thresholds_dev.waiting import eventually as wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -91,15 +92,7 @@ def show(argv: Sequence[str]) -> None:
 
 
 def eventually(check: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    """Poll until ``check`` returns something truthy; no fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoError(f"{what} not reached within {timeout:.0f} s")
-        time.sleep(0.5)
+    return wait_for(check, timeout=timeout, what=what, error=DemoError)
 
 
 def node_name_for_host() -> str:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import yaml
 
 from .cluster.cluster import free_ports
 from .cluster.processes import terminate
+from .waiting import eventually
 
 MAX_ANSWER_BYTES = 4 << 20
 
@@ -105,7 +104,7 @@ class Prometheus:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.eventually(self._ready, timeout=timeout, what="prometheus ready")
+        eventually(self._ready, timeout=timeout, what="prometheus ready", error=PrometheusError)
 
     def _ready(self) -> bool:
         assert self.proc is not None
@@ -153,14 +152,3 @@ class Prometheus:
 
     def rule_group_names(self) -> list[str]:
         return [g["name"] for g in self._get("/api/v1/rules").get("groups", [])]
-
-    @staticmethod
-    def eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise PrometheusError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(0.5)

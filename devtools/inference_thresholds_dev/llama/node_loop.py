@@ -47,6 +47,7 @@ from inference_thresholds.api.thresholds_document import (
 from ..cluster.cluster import free_ports
 from ..images.build import BuiltImage, ImageSpec
 from ..prometheus import Prometheus, ScrapeJob
+from ..waiting import eventually as wait_for
 from .build import cache_root as llama_cache
 from .build import is_complete, plan_for_this_machine
 from .gguf_models import ARCHITECTURES, Architecture, model_file, model_spec
@@ -72,15 +73,8 @@ class Contended(LoopError):
     message carries the measured share of its CPU the pod really had."""
 
 
-def eventually(check: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise LoopError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+def eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    return wait_for(check, timeout=timeout, what=what, error=LoopError)
 
 
 @dataclass(frozen=True)

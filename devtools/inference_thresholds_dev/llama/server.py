@@ -98,24 +98,11 @@ def runqueue_wait_seconds(pid: int) -> float | None:
 
 
 def serving_pid(port: int) -> int | None:
-    """The host PID of the llama-server listening on ``port`` (e.g. inside a host-network
-    pod), found by its command line; None if there is none or more than one."""
-    wanted = ["--port", str(port)]
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv]
-        if (
-            args
-            and args[0].endswith("llama-server")
-            and any(args[i : i + 2] == wanted for i in range(len(args) - 1))
-        ):
-            found.append(int(proc.name))
+    """The host PID of the llama-server serving ``port`` (e.g. inside a host-network pod),
+    found by its command line; None if there is none or more than one."""
+    from ..node.host import processes_with_argument
+
+    found = processes_with_argument("llama-server", str(port))
     return found[0] if len(found) == 1 else None
 
 
