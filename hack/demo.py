@@ -6,7 +6,10 @@ kube-scheduler, containerd + runc and a kubelet, all built or installed here, al
 registry: a Debian base and podman; cached), `helm install`s the chart, shows the pods
 Running and the node labelled by the agent pod, applies the examples, shows `kubectl get
 ith` and `kubectl describe ith`, and runs a workload pod that mounts its thresholds and
-validates against them (`kubectl logs`). Everything it started is stopped on exit,
+validates against them (`kubectl logs`), then closes the loop on a real llama-server pod
+(inference_thresholds_dev.llama.node_loop): measured vs thresholds, the check as a Job, a
+real Prometheus with the alert rules, a real regression caught and cleared. Everything it
+started is stopped on exit,
 including Ctrl-C; `--keep` leaves the cluster running to explore.
 
 Where containers cannot run (not root, or containerd/runc/podman missing) it falls back to
@@ -226,7 +229,8 @@ class Demo:
             "app.kubernetes.io/component=operator", "-o", "json",
         ))["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"]  # fmt: skip
         info("its container runs `inference-thresholds check` with its own memory use (a real")
-        info("observation; no model server runs in this demo) whenever the mounted file changes")
+        info("observation; this pod runs no model server, the closed loop below does) whenever")
+        info("the mounted file changes")
         name = f"{cr}-client"
         self.apply(client_deployment(name, NAMESPACE, image, self.configmap_name(cr)))
 
