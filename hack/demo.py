@@ -9,8 +9,8 @@ ith` and `kubectl describe ith`, and runs a workload pod that mounts its thresho
 validates against them (`kubectl logs`), then closes the loop on a real llama-server pod
 (inference_thresholds_dev.llama.node_loop): measured vs thresholds, the check as a Job, a
 real Prometheus with the alert rules, a real regression caught and cleared. Everything it
-started is stopped on exit,
-including Ctrl-C; `--keep` leaves the cluster running to explore.
+started is stopped on exit, including Ctrl-C; `--keep` leaves the cluster running to
+explore.
 
 Where containers cannot run (not root, or containerd/runc/podman missing) it falls back to
 the no-node path, and says so: the control plane only, a Node object created directly, the
