@@ -52,7 +52,7 @@ from .build import cache_root as llama_cache
 from .build import is_complete, plan_for_this_machine
 from .gguf_models import ARCHITECTURES, Architecture, model_file, model_spec
 from .load import MIN_CORES_SHARE, LoadReport, LoadSpec, drive, drive_healthy
-from .pod import check_job, server_image_spec, server_pod, thresholds_cr
+from .pod import check_job, ensure_server_base, server_image_spec, server_pod, thresholds_cr
 from .server import runqueue_wait_seconds, serving_pid
 
 Kubectl = Callable[..., str]  # kubectl(*args, input=None) -> stdout; raises on failure
@@ -188,8 +188,10 @@ class NodeLoop:
         if not is_complete(tools):
             raise LoopError(f"llama.cpp is not built for this CPU ({tools}): run `make llama`")
         model = model_file(ARCH, FORMAT, tools)
-        self.say(f"image {server_image_spec(tools).name}: llama-server + its libraries")
-        image = self.import_image(server_image_spec(tools))
+        ensure_server_base(self.say)
+        spec = server_image_spec(tools)
+        self.say(f"image {spec.name}: llama-server + its libraries, FROM the Debian base")
+        image = self.import_image(spec)
         self.timings["image"] = time.monotonic() - began
         cr = thresholds_cr(
             self.s.name, self.s.namespace, self.s.node, model_spec(ARCH, model),
