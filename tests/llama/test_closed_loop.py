@@ -90,8 +90,10 @@ def test_healthy_server_passes_and_a_cpu_hog_fails_then_clears(
     assert verdict.passed, [f.message for f in verdict.failures]
     assert verdict.checked >= 4  # tok/s, TTFT, latency and memory were all compared
 
-    # The same series Prometheus scrapes agree with the per-request timings.
-    assert healthy.metrics_decode_tps == pytest.approx(healthy.decode_tps, rel=0.35)
+    # The same series Prometheus scrapes agree with the per-request timings (over a round
+    # in which every request had its cores: the counters cannot be split per request).
+    if healthy.metrics_decode_tps is not None:
+        assert healthy.metrics_decode_tps == pytest.approx(healthy.decode_tps, rel=0.35)
 
     # A real regression: twice as many spinning processes as the server has threads,
     # with its CPU weight, on its cores.

@@ -231,16 +231,25 @@ def drive_healthy(
     rounds); returns the report of those requests and whether the machine stayed contended.
 
     A request during which other work took the server's cores is not a healthy pod's: on a
-    dedicated node it would not happen, so it is measured again rather than counted.
+    dedicated node it would not happen, so it is measured again rather than counted. The
+    /metrics deltas are those of the first round in which every request had its cores
+    (the counters cannot be split per request: a contended round's would mix in slow
+    requests); none (``{}``) when no round was clean.
     """
+
+    def clean(results: list[RequestResult]) -> bool:
+        return len(uncontended(results)) == len(results)
+
     report = drive(base_url, spec, wait_seconds, threads)
+    delta = report.metrics_delta if clean(report.results) else {}
     for _ in range(retries):
         if len(uncontended(report.results)) >= spec.requests:
             break
         again = drive(base_url, replace(spec, warmup=0), wait_seconds, threads)
         report.results += again.results
-        for name, value in again.metrics_delta.items():
-            report.metrics_delta[name] = report.metrics_delta.get(name, 0.0) + value
+        if not delta and clean(again.results):
+            delta = again.metrics_delta
+    report.metrics_delta = delta
     healthy = uncontended(report.results)
     if len(healthy) < spec.requests:
         return report, True
