@@ -19,6 +19,7 @@ from .metrics import OperatorMetrics
 from .node_index import NodeRecord, Selection
 from .policy_source import PolicySource
 from .settings import OperatorConfig
+from .trigger import Trigger
 
 CrKey = tuple[str, str]
 """(namespace, name) of an InferenceThresholds."""
@@ -29,12 +30,16 @@ CrKey = tuple[str, str]
 MAX_CONCURRENT_RECONCILES = 8
 
 
+def new_trigger(config: OperatorConfig) -> Trigger:
+    return Trigger(config.debounce_seconds, config.debounce_max_seconds)
+
+
 @dataclass
 class CrState:
     """What the operator remembers about one CR between reconciles."""
 
     # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
-    trigger: asyncio.Event = field(default_factory=asyncio.Event)
+    trigger: Trigger = field(default_factory=lambda: new_trigger(OperatorConfig()))
     # What the last reconcile selected; None until the first one (every node change
     # may matter until then).
     selection: Selection | None = None
@@ -76,7 +81,10 @@ class OperatorState:
 
     def enter(self, key: CrKey) -> CrState:
         """The CR's state, created for a reconcile loop that starts."""
-        return self.crs.setdefault(key, CrState())
+        cr = self.crs.get(key)
+        if cr is None:
+            cr = self.crs[key] = CrState(new_trigger(self.config))
+        return cr
 
     def forget(self, key: CrKey, cr: CrState) -> None:
         """Drop everything held for a CR whose reconcile loop ended."""

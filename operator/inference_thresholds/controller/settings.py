@@ -52,7 +52,11 @@ class OperatorConfig:
     metrics_host: str = "0.0.0.0"
     liveness_port: int | None = 8081
     liveness_host: str = "0.0.0.0"
+    # A change after a quiet spell is reconciled at once; changes closer than this to the
+    # last pass are a burst, reconciled once no change came for this long (trigger.py)...
     debounce_seconds: float = 0.5
+    # ... and at the latest this long after the burst's first change.
+    debounce_max_seconds: float = 5.0
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
@@ -70,6 +74,7 @@ class OperatorConfig:
             metrics_port=_env_port(env, "METRICS_PORT", base.metrics_port),
             liveness_port=_env_port(env, "LIVENESS_PORT", base.liveness_port),
             debounce_seconds=_env_float(env, "DEBOUNCE_SECONDS", base.debounce_seconds),
+            debounce_max_seconds=_env_float(env, "DEBOUNCE_MAX_SECONDS", base.debounce_max_seconds),
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
