@@ -80,18 +80,18 @@ def test_gt_lt_compare_as_integers_not_text(bound: int, label: int) -> None:
 def test_node_changes_wake_only_affected_crs() -> None:
     n1 = _record("n1", {"pool": "gpu"})
     selections = {
-        "gpu": Selection(_sel(pool="gpu"), {"n1": n1.class_key}),
-        "cpu": Selection(_sel(pool="cpu"), {}),
+        "gpu": Selection(_sel(pool="gpu"), 1),
+        "cpu": Selection(_sel(pool="cpu"), 0),
         "broken": Selection(None),
     }
     # Unchanged node (e.g. a status heartbeat): nobody.
-    assert affected_by_node(selections, "n1", n1) == set()
+    assert affected_by_node(selections, n1, n1) == set()
     # Relabel gpu -> cpu: it leaves one selection and enters the other.
-    assert affected_by_node(selections, "n1", _record("n1", {"pool": "cpu"})) == {"gpu", "cpu"}
+    assert affected_by_node(selections, n1, _record("n1", {"pool": "cpu"})) == {"gpu", "cpu"}
     # Same labels, different hardware: only the CR selecting it.
-    assert affected_by_node(selections, "n1", _record("n1", {"pool": "gpu"}, cpu="8")) == {"gpu"}
+    assert affected_by_node(selections, n1, _record("n1", {"pool": "gpu"}, cpu="8")) == {"gpu"}
     # A new node in no selection: nobody; in one: that one.
-    assert affected_by_node(selections, "n9", _record("n9", {"pool": "edge"})) == set()
-    assert affected_by_node(selections, "n9", _record("n9", {"pool": "cpu"})) == {"cpu"}
+    assert affected_by_node(selections, None, _record("n9", {"pool": "edge"})) == set()
+    assert affected_by_node(selections, None, _record("n9", {"pool": "cpu"})) == {"cpu"}
     # Deleted while selected.
-    assert affected_by_node(selections, "n1", None) == {"gpu"}
+    assert affected_by_node(selections, n1, None) == {"gpu"}

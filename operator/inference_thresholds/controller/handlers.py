@@ -4,11 +4,13 @@
 | ------------------ | ------------------------------------------------- | ------------------- |
 | startup / cleanup  | build / release the shared ``OperatorState``      | ``lifecycle.py``    |
 | login              | kopf's credentials = ours                         | ``lifecycle.py``    |
-| node / CR / CM     | wake the CRs a change affects                     | ``wakeups.py``      |
+| CR / CM            | wake the CRs a change affects                     | ``wakeups.py``      |
 | ``reconciler``     | one loop per CR: plan, ConfigMap, status, Events  | ``reconcile_loop``  |
 | ``adaptation``     | one loop per adapting CR: Prometheus -> state     | ``adaptation_loop`` |
 
-Event handlers are coroutines so they run on the loop that owns the CRs' ``asyncio.Event``.
+Nodes are not watched through kopf: ``node_watch.py`` lists and watches them (cut down to
+what the operator reads) and wakes the affected CRs. Event handlers are coroutines so they
+run on the loop that owns the CRs' triggers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .operator_state import OperatorState
 from .settings import apply_kopf_settings, current
 
 _STATE = "operator_state"  # the memo key
+NODE_WATCH = "node_watch"  # memo key of a node watch started before kopf (optional)
 
 
 def _state(memo: Any) -> OperatorState | None:
@@ -37,7 +40,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     apply_kopf_settings(settings)
     # Only our ConfigMaps are watched (server-side filter): drift detection stays cheap.
     settings.watching.label_selectors["v1", "configmaps"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    memo[_STATE] = await lifecycle.start(current())
+    memo[_STATE] = await lifecycle.start(current(), memo.get(NODE_WATCH))
 
 
 @kopf.on.login()
@@ -55,12 +58,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def probe_policy(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     state = _state(memo)
     return state.policy.describe() if state is not None else {}
-
-
-@kopf.on.event("nodes")
-async def node_changed(name: str, type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    if (state := _state(memo)) is not None:
-        wakeups.node_changed(state, name, None if type == "DELETED" else body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -1,32 +1,54 @@
-"""Operator start and stop: the state every handler shares, credentials, the policy watch."""
+"""Operator start and stop: the state every handler shares, credentials, the node watch
+(started here unless the caller started it earlier, e.g. a standby replica keeping its
+node index warm), the policy watch."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 
 import kopf
 from prometheus_client import start_http_server
 
 from .kube import Kube, make_api_client, make_configuration
 from .metrics import AdaptationCollector, OperatorMetrics
+from .node_watch import NodeWatch
 from .operator_state import OperatorState
 from .policy_source import PolicySource
 from .settings import OperatorConfig
-from .wakeups import list_nodes
+from .wakeups import node_changed
 
 log = logging.getLogger(__name__)
 
 
-async def start(config: OperatorConfig) -> OperatorState:
-    """Clients, metrics server, policy watch, and every node listed before any handler runs."""
+def node_watch(config: OperatorConfig) -> NodeWatch:
+    """The node watch for this configuration (its own API client)."""
+    api_client = make_api_client(config.kubeconfig)
+    return NodeWatch(Kube(api_client), metadata_only=config.node_metadata_only)
+
+
+async def start(config: OperatorConfig, nodes: NodeWatch | None = None) -> OperatorState:
+    """Clients, metrics server, policy watch, and every node listed before any handler runs.
+
+    ``nodes``: a node watch already started (its index is current); else one is started.
+    """
     policy = PolicySource(config.policy_path)
     api_client = make_api_client(config.kubeconfig)
+    if nodes is None:
+        nodes = node_watch(config)
+        await nodes.start()
+        log.info("listed %d nodes", len(nodes.index))
+    watch = nodes
     state = OperatorState(
-        config=config, kube=Kube(api_client), policy=policy, metrics=OperatorMetrics()
+        config=config,
+        kube=Kube(api_client),
+        policy=policy,
+        metrics=OperatorMetrics(),
+        nodes=watch.index,
     )
+    watch.listener = lambda old, new: node_changed(state, old, new)
+    state.closers.append(lambda: setattr(watch, "listener", None))
     state.closers.append(api_client.close)
     state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
     if config.metrics_port is not None:
@@ -37,9 +59,6 @@ async def start(config: OperatorConfig) -> OperatorState:
         log.info("metrics on %s:%s/metrics", config.metrics_host, config.metrics_port)
     if config.policy_path:
         state.tasks.append(asyncio.create_task(_watch_policy(state)))
-    began = time.monotonic()
-    state.nodes = await asyncio.to_thread(list_nodes, state.kube)
-    log.info("listed %d nodes in %.1f s", len(state.nodes), time.monotonic() - began)
     log.info(
         "inference-thresholds operator: namespaces=%s policy=%s",
         ",".join(config.namespaces) or "(all)",

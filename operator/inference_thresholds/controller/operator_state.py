@@ -16,7 +16,7 @@ from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsStatus
 from .kube import Kube
 from .metrics import OperatorMetrics
-from .node_index import NodeRecord, Selection
+from .node_index import NodeIndex, Selection
 from .policy_source import PolicySource
 from .settings import OperatorConfig
 from .trigger import Trigger
@@ -70,8 +70,8 @@ class OperatorState:
     policy: PolicySource
     metrics: OperatorMetrics
     # Every node's labels and hardware, by name: listed at startup, then kept current by
-    # node events (see wakeups.py).
-    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    # the node watch (node_watch.py, wakeups.py).
+    nodes: NodeIndex = field(default_factory=NodeIndex)
     crs: dict[CrKey, CrState] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)

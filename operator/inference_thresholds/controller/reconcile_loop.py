@@ -50,7 +50,7 @@ async def run(
                     ok = await reconcile_once(
                         body,
                         cr,
-                        nodes=dict(state.nodes),
+                        nodes=state.nodes.snapshot(),
                         kube=state.kube,
                         policy=state.policy.policy,
                         metrics=state.metrics,

@@ -31,6 +31,17 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a number") from None
 
 
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(ENV_PREFIX + name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected true or false")
+
+
 def _env_port(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(ENV_PREFIX + name)
     if raw is None or raw == "":
@@ -60,6 +71,9 @@ class OperatorConfig:
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
+    # Watch Nodes as PartialObjectMetadata (labels and annotations only): cheaper, but
+    # status.allocatable (the device plugin's resources, the capacity fallback) is unseen.
+    node_metadata_only: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -78,6 +92,7 @@ class OperatorConfig:
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+            node_metadata_only=_env_bool(env, "NODE_METADATA_ONLY", base.node_metadata_only),
         )
 
     def with_overrides(self, **changes: Any) -> OperatorConfig:

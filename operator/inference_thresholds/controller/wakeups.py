@@ -1,12 +1,12 @@
 """Which CRs a watched change wakes: node, CR and ConfigMap events -> ``CrState.trigger``.
 
-Nodes are held in ``OperatorState.nodes``, listed once at startup (before kopf starts
-any watch or handler, so a restarted operator never reconciles against a half-listed
-cluster) and kept current here; nothing is written onto Nodes. (A ``kopf.index`` gave the
-same guarantee, but kopf's per-object readiness toggles made its pre-indexing quadratic:
-24 s for 2,000 nodes.) A node change that alters a node's labels or hardware is compared
-with every CR's selector and recorded selection and wakes only the CRs it affects.
-Called on the event loop that owns the ``asyncio.Event`` objects (a thread may not set them).
+Nodes are held in ``OperatorState.nodes``, listed by the node watch before kopf starts
+any watch or handler (so a restarted operator never reconciles against a half-listed
+cluster) and kept current by it (``node_watch.py``); nothing is written onto Nodes. (A
+``kopf.index`` gave the same guarantee, but kopf's per-object readiness toggles made its
+pre-indexing quadratic: 24 s for 2,000 nodes.) A node change that alters a node's labels
+or hardware is compared with every CR's selector and wakes only the CRs it affects.
+Called on the event loop that owns the triggers (a thread may not set them).
 """
 
 from __future__ import annotations
@@ -24,26 +24,14 @@ from .configmap import (
     data_hash,
     owner_label_value,
 )
-from .kube import Kube
-from .node_index import NodeRecord, affected_by_node, node_record
+from .node_index import NodeRecord, affected_by_node
 from .operator_state import CrKey, CrState, OperatorState
 
 
-def list_nodes(kube: Kube) -> dict[str, NodeRecord]:
-    """Every node's record, by name (blocking: run it in a thread)."""
-    return {rec.name: rec for rec in map(node_record, kube.list_nodes())}
-
-
-def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
-    """A node was added, changed (``body``) or deleted (``None``)."""
-    record = None if body is None else node_record(body)
-    if record is not None and state.nodes.get(name) == record:
-        return  # same labels and hardware (a heartbeat, someone's annotation): nothing to do
-    if record is None:
-        state.nodes.pop(name, None)
-    else:
-        state.nodes[name] = record
-    affected = affected_by_node(state.selections(), name, record)
+def node_changed(state: OperatorState, old: NodeRecord | None, new: NodeRecord | None) -> None:
+    """A node's labels or hardware changed (the index has ``new`` already; ``old`` is
+    None for a new node, ``new`` None for a deleted one)."""
+    affected = affected_by_node(state.selections(), old, new)
     # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
     # change under a selector we have not recorded yet: give it one more pass.
     affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
