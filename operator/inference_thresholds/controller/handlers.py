@@ -28,6 +28,7 @@ from .settings import apply_kopf_settings, current
 
 _STATE = "operator_state"  # the memo key
 NODE_WATCH = "node_watch"  # memo key of a node watch started before kopf (optional)
+ELECTOR = "leader_elector"  # memo key of the leader elector (optional): guards our writes
 
 
 def _state(memo: Any) -> OperatorState | None:
@@ -40,7 +41,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     apply_kopf_settings(settings)
     # Only our ConfigMaps are watched (server-side filter): drift detection stays cheap.
     settings.watching.label_selectors["v1", "configmaps"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    memo[_STATE] = await lifecycle.start(current(), memo.get(NODE_WATCH))
+    memo[_STATE] = await lifecycle.start(current(), memo.get(NODE_WATCH), memo.get(ELECTOR))
 
 
 @kopf.on.login()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -65,6 +65,9 @@ class Kube:
     def __init__(self, api_client: k8s.ApiClient, timeout: float = 30.0) -> None:
         self.api = api_client
         self.timeout = timeout
+        # Called before every write (method, path); raises to refuse it. Leader election
+        # sets it, so a replica whose lease may have passed on writes nothing.
+        self.guard: Callable[[str, str], None] | None = None
 
     def request(
         self,
@@ -111,6 +114,8 @@ class Kube:
         accept: str,
         timeout: float | tuple[float, float],
     ) -> Any:
+        if self.guard is not None and method != "GET":
+            self.guard(method, path)
         _, url, headers, payload, _ = self.api.param_serialize(
             method=method,
             resource_path=path,

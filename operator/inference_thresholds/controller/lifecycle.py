@@ -12,6 +12,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from .kube import Kube, make_api_client, make_configuration
+from .leader_election import LeaderElector, write_guard
 from .metrics import AdaptationCollector, OperatorMetrics
 from .node_watch import NodeWatch
 from .operator_state import OperatorState
@@ -28,17 +29,23 @@ def node_watch(config: OperatorConfig) -> NodeWatch:
     return NodeWatch(Kube(api_client), metadata_only=config.node_metadata_only)
 
 
-async def start(config: OperatorConfig, nodes: NodeWatch | None = None) -> OperatorState:
+async def start(
+    config: OperatorConfig,
+    nodes: NodeWatch | None = None,
+    elector: LeaderElector | None = None,
+) -> OperatorState:
     """Clients, metrics server, policy watch, and every node listed before any handler runs.
 
-    ``nodes``: a node watch already started (its index is current); else one is started.
+    ``nodes``: a node watch already started (its index is current); else one is started
+    here (and stopped by ``stop``). ``elector``: writes are refused once its lease may
+    have passed to another replica.
     """
     policy = PolicySource(config.policy_path)
     api_client = make_api_client(config.kubeconfig)
+    own_watch = nodes is None
     if nodes is None:
         nodes = node_watch(config)
         await nodes.start()
-        log.info("listed %d nodes", len(nodes.index))
     watch = nodes
     state = OperatorState(
         config=config,
@@ -47,8 +54,12 @@ async def start(config: OperatorConfig, nodes: NodeWatch | None = None) -> Opera
         metrics=OperatorMetrics(),
         nodes=watch.index,
     )
+    if elector is not None:
+        state.kube.guard = write_guard(elector)
     watch.listener = lambda old, new: node_changed(state, old, new)
     state.closers.append(lambda: setattr(watch, "listener", None))
+    if own_watch:
+        state.closers.append(watch.stop)
     state.closers.append(api_client.close)
     state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
     if config.metrics_port is not None:

@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,13 +110,15 @@ class NodeWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the watch thread: its blocked read ends at once (the socket is shut down;
+        closing it from here would wait for the reading thread)."""
         self._stopping.set()
-        response = self._response
-        if response is not None:
+        sock = getattr(getattr(self._response, "connection", None), "sock", None)
+        if sock is not None:
             try:
-                response.close()
-            except Exception:  # already closed by the reader
-                log.debug("closing the node watch", exc_info=True)
+                sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, ValueError):  # already closed by the reader
+                log.debug("shutting the node watch down", exc_info=True)
 
     def _apply(self, name: str, inputs: NodeInputs | None) -> None:
         change = self.index.apply(name, inputs)

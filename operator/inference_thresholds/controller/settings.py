@@ -2,8 +2,8 @@
 
 Also applies our kopf settings at startup: our own finalizer and annotation prefix
 (never kopf.zalando.org), Events only from explicit decisions (not from log lines),
-and standalone mode, since exactly one replica writes (see docs: Deployment with
-``replicas: 1`` and ``strategy: Recreate``).
+and standalone mode: kopf's peering stays off; one replica writes, either alone or as
+the holder of the leader-election Lease (``leader_election.py``, ``runner.py``).
 """
 
 from __future__ import annotations
@@ -74,6 +74,14 @@ class OperatorConfig:
     # Watch Nodes as PartialObjectMetadata (labels and annotations only): cheaper, but
     # status.allocatable (the device plugin's resources, the capacity fallback) is unseen.
     node_metadata_only: bool = False
+    # Leader election on a Lease (leader_election.py): replicas beyond the leader wait as
+    # warm standbys. Off: this process is the only writer (standalone).
+    leader_elect: bool = False
+    lease_name: str = "inference-thresholds-operator"
+    lease_namespace: str | None = None  # default: $POD_NAMESPACE
+    lease_duration_seconds: float = 8.0
+    renew_deadline_seconds: float = 5.0
+    retry_period_seconds: float = 1.5
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -93,6 +101,18 @@ class OperatorConfig:
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
             node_metadata_only=_env_bool(env, "NODE_METADATA_ONLY", base.node_metadata_only),
+            leader_elect=_env_bool(env, "LEADER_ELECT", base.leader_elect),
+            lease_name=env.get(ENV_PREFIX + "LEASE_NAME") or base.lease_name,
+            lease_namespace=env.get(ENV_PREFIX + "LEASE_NAMESPACE")
+            or env.get("POD_NAMESPACE")
+            or None,
+            lease_duration_seconds=_env_float(
+                env, "LEASE_DURATION_SECONDS", base.lease_duration_seconds
+            ),
+            renew_deadline_seconds=_env_float(
+                env, "RENEW_DEADLINE_SECONDS", base.renew_deadline_seconds
+            ),
+            retry_period_seconds=_env_float(env, "RETRY_PERIOD_SECONDS", base.retry_period_seconds),
         )
 
     def with_overrides(self, **changes: Any) -> OperatorConfig:
