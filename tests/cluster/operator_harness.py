@@ -60,8 +60,10 @@ class OperatorProcess:
         *,
         policy: Path | None = None,
         namespaces: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.kube = kube
+        self.extra_env = env or {}
         self.namespaces = namespaces
         self.workdir = workdir
         self.policy = policy
@@ -93,6 +95,7 @@ class OperatorProcess:
             "INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS": "0.2",
             "INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS": "1",
             "INFERENCE_THRESHOLDS_OPERATOR_POLICY_POLL_SECONDS": "0.5",
+            **self.extra_env,
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -109,6 +112,20 @@ class OperatorProcess:
                 return bool(resp.status == 200)
         except OSError:
             return False
+
+    def health(self) -> dict[str, Any]:
+        """/healthz as JSON (with leader election: role "leader" or "standby")."""
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            found: dict[str, Any] = json.loads(resp.read())
+            return found
+
+    def kill(self) -> None:
+        """SIGKILL, as when a node dies under the pod: no cleanup, no lease release."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
