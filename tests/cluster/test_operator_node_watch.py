@@ -67,7 +67,7 @@ def test_watch_keeps_labels_and_hardware_resumes_and_ignores_status_noise(
         )
         await full.start()
         await meta.start()
-        full.listener = lambda old, new: changes.append((old, new))
+        full.listener = lambda change: changes.append((change.old, change.new))
         try:
             rec = full.index[name]
             assert rec.labels[POOL] == pool

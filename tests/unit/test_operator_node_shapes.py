@@ -73,16 +73,16 @@ def test_only_changes_to_what_crs_read_are_reported() -> None:
     assert index.apply("n1", node_inputs(heartbeat)) is None
     change = index.apply("n1", node_inputs(_node("n1", {"pool": "b"})))
     assert change is not None
-    old, new = change
+    old, new = change.old, change.new
     assert old is not None and new is not None
+    assert change.keys == {"pool"} and not change.hardware
     assert old.labels["pool"] == "a" and new.labels["pool"] == "b"
     assert index.shapes == 1  # the old shape went with its last member
     more_gpus = _node("n1", {"pool": "b"}, allocatable={"cpu": "16", "nvidia.com/gpu": "8"})
     change = index.apply("n1", node_inputs(more_gpus))
-    assert change is not None and change[0] is not None and change[1] is not None
-    assert change[0].class_key != change[1].class_key
+    assert change is not None and change.hardware and change.keys == frozenset()
     gone = index.apply("n1", None)
-    assert gone is not None and gone[1] is None
+    assert gone is not None and gone.new is None
     assert len(index) == 0 and index.shapes == 0
     assert index.apply("n1", None) is None
 

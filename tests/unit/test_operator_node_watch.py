@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from inference_thresholds.controller.node_index import NodeRecord
+from inference_thresholds.controller.node_index import NodeChange
 from inference_thresholds.controller.node_watch import Gone, NodeWatch
 
 
@@ -58,7 +58,8 @@ def _run(watch: NodeWatch, steps: int) -> list[tuple[str | None, str | None]]:
     """Start (list), then run ``steps`` watch requests; the changes the listener saw."""
     seen: list[tuple[str | None, str | None]] = []
 
-    def listener(old: NodeRecord | None, new: NodeRecord | None) -> None:
+    def listener(change: NodeChange) -> None:
+        old, new = change.old, change.new
         seen.append(
             (
                 None if old is None else f"{old.name}:{old.labels.get('pool')}",

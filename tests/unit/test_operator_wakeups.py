@@ -67,7 +67,7 @@ def test_node_events_without_a_change_wake_nobody() -> None:
         cr.trigger.clear()
         change = state.nodes.apply("n1", None if body is None else node_inputs(body))
         if change is not None:
-            wakeups.node_changed(state, *change)
+            wakeups.node_changed(state, change)
         return cr.trigger.is_set()
 
     heartbeat = _node({"pool": "a"}, {"node.alpha.kubernetes.io/ttl": "0"})

@@ -56,7 +56,7 @@ async def start(
     )
     if elector is not None:
         state.kube.guard = write_guard(elector)
-    watch.listener = lambda old, new: node_changed(state, old, new)
+    watch.listener = lambda change: node_changed(state, change)
     state.closers.append(lambda: setattr(watch, "listener", None))
     if own_watch:
         state.closers.append(watch.stop)

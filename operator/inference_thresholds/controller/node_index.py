@@ -28,8 +28,10 @@ from .selector import matches
 
 K = TypeVar("K", bound=Hashable)
 
-# Labels that name the node itself: kept per node; everything else is shared by shape.
-OWN_LABELS = frozenset({"kubernetes.io/hostname"})
+# Labels that name the node itself or change on their own (GPU Feature Discovery stamps
+# each node with the time of its last run): kept per node, everything else is shared by
+# shape. A change to these alone wakes only CRs whose selectors read them.
+OWN_LABELS = frozenset({"kubernetes.io/hostname", "nvidia.com/gfd.timestamp"})
 # What of status the hardware reads (hardware_source.py, gpu_sources.py): resources and
 # the architecture. Bounded: a hostile status cannot make a shape key large.
 _MAX_RESOURCES = 256
@@ -194,12 +196,10 @@ class NodeIndex(Mapping[str, NodeRecord]):
     def shapes(self) -> int:
         return len(self._shapes)
 
-    def apply(
-        self, name: str, inputs: NodeInputs | None
-    ) -> tuple[NodeRecord | None, NodeRecord | None] | None:
+    def apply(self, name: str, inputs: NodeInputs | None) -> NodeChange | None:
         """A node was added or changed (``inputs``) or deleted (``None``).
 
-        Returns (old, new) records when its labels or hardware changed, else None.
+        Returns the change when its labels or hardware changed, else None.
         """
         old = self._records.get(name)
         if inputs is None:
@@ -208,7 +208,7 @@ class NodeIndex(Mapping[str, NodeRecord]):
             del self._records[name]
             self._release(old)
             self._snapshot = None
-            return old, None
+            return NodeChange(old, None)
         own = inputs.own_labels()
         key = inputs.shape_key(own)
         shape = self._shapes.get(key)
@@ -230,7 +230,7 @@ class NodeIndex(Mapping[str, NodeRecord]):
         if old is not None:
             self._release(old)
         self._snapshot = None
-        return old, new
+        return NodeChange(old, new)
 
     def _release(self, record: NodeRecord) -> None:
         shape = record.shape
@@ -296,28 +296,67 @@ def select(nodes: Mapping[str, NodeRecord], selector: NodeSelector) -> list[Node
     return [nodes[n] for n in sorted(nodes) if matches(selector, nodes[n].labels)]
 
 
+@dataclass(frozen=True)
+class NodeChange:
+    """A node went from ``old`` (None: added) to ``new`` (None: deleted)."""
+
+    old: NodeRecord | None
+    new: NodeRecord | None
+
+    @property
+    def hardware(self) -> bool:
+        """Added, deleted, or its hardware class changed."""
+        return self.old is None or self.new is None or self.old.class_key != self.new.class_key
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The label keys whose value changed (every key when added or deleted)."""
+        if self.old is None or self.new is None:
+            return frozenset((self.old or self.new).labels)  # type: ignore[union-attr]
+        a, b = self.old.labels, self.new.labels
+        if self.old.shape is not None and self.old.shape is self.new.shape:
+            a, b = self.old.own_labels, self.new.own_labels  # the shared part is the same
+        return frozenset(k for k in {*a, *b} if a.get(k) != b.get(k))
+
+    def only_own_labels(self) -> bool:
+        """Only labels like the hostname or GFD's timestamp changed."""
+        return not self.hardware and self.keys <= OWN_LABELS
+
+
+def selector_keys(selector: NodeSelector | None) -> frozenset[str]:
+    if selector is None:
+        return frozenset()
+    return frozenset(selector.match_labels) | {e.key for e in selector.match_expressions}
+
+
 @dataclass
 class Selection:
     """What one CR selected at its last reconcile: its selector and how many nodes."""
 
     selector: NodeSelector | None
     count: int = 0
+    keys: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = selector_keys(self.selector)
 
 
-def affected_by_node(
-    selections: Mapping[K, Selection], old: NodeRecord | None, new: NodeRecord | None
-) -> set[K]:
-    """CRs whose result can change because a node went from ``old`` to ``new``.
+def affected_by_node(selections: Mapping[K, Selection], change: NodeChange) -> set[K]:
+    """CRs whose result can change because of this node change.
 
     A CR is affected when the node enters or leaves its selection, or stays selected
-    with different hardware. ``old`` is None for a new node, ``new`` for a deleted one.
-    Comparing the node's previous record (not the CR's remembered node list) is enough:
-    any change a CR has not seen was, step by step, one of these events.
+    with different hardware. Comparing the node's previous record (not the CR's
+    remembered node list) is enough: any change a CR has not seen was, step by step, one
+    of these events. A CR none of whose selector's keys changed is skipped unmatched.
     """
     hit: set[K] = set()
+    old, new = change.old, change.new
+    keys = change.keys
     for key, sel in selections.items():
         if sel.selector is None:
             continue  # invalid spec: nodes do not matter until the spec is fixed
+        if not change.hardware and not (sel.keys & keys):
+            continue  # membership and class both unchanged
         was = old is not None and matches(sel.selector, old.labels)
         now = new is not None and matches(sel.selector, new.labels)
         if was != now or (

@@ -39,14 +39,14 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from .kube import Kube
-from .node_index import NodeIndex, NodeInputs, NodeRecord, node_inputs
+from .node_index import NodeChange, NodeIndex, NodeInputs, node_inputs
 
 log = logging.getLogger(__name__)
 
 NODES = "/api/v1/nodes"
 _META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _META_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-Listener = Callable[[NodeRecord | None, NodeRecord | None], None]
+Listener = Callable[[NodeChange], None]
 
 
 class Gone(Exception):
@@ -125,7 +125,7 @@ class NodeWatch:
         if change is not None:
             self.counts.changes += 1
             if self.listener is not None:
-                self.listener(*change)
+                self.listener(change)
 
     def _relisted(self, items: list[NodeInputs]) -> None:
         """The index becomes what a list returned: nodes not in it are gone."""

@@ -24,14 +24,20 @@ from .configmap import (
     data_hash,
     owner_label_value,
 )
-from .node_index import NodeRecord, affected_by_node
+from .node_index import NodeChange, affected_by_node
 from .operator_state import CrKey, CrState, OperatorState
 
 
-def node_changed(state: OperatorState, old: NodeRecord | None, new: NodeRecord | None) -> None:
-    """A node's labels or hardware changed (the index has ``new`` already; ``old`` is
-    None for a new node, ``new`` None for a deleted one)."""
-    affected = affected_by_node(state.selections(), old, new)
+def node_changed(state: OperatorState, change: NodeChange) -> None:
+    """A node's labels or hardware changed (the index holds the new record already)."""
+    affected = affected_by_node(state.selections(), change)
+    if change.only_own_labels():
+        # GFD's timestamp (every node, every run) or the hostname: CRs whose recorded
+        # selectors read them were matched above; no race cover for CRs in flight, since
+        # hostnames do not change and nobody selects on a timestamp.
+        for key in affected:
+            state.kick(key)
+        return
     # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
     # change under a selector we have not recorded yet: give it one more pass.
     affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
