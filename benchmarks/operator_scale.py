@@ -968,8 +968,8 @@ def main() -> int:
                 STOPPING.set()
             if args.kubeconfig:
                 log("cleaning up (namespaces, nodes)")
-                # The operator's finalizer would hold the CRs (and their namespaces) now
-                # that it is stopped: take it off first.
+                # Objects an older operator version finalized would hold their namespaces
+                # now that it is stopped: take any finalizer off first.
                 unfinalize = {"metadata": {"finalizers": None}}
                 bulk(
                     lambda p: custom.patch_namespaced_custom_object(

@@ -18,6 +18,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from inference_thresholds.build_info import register_build_info
+
+from .labels import ALL_LABELS, LabelFilter
 from .nvidia import GpuState
 from .profile import Detection, Detector
 from .publisher import NodeApi, node_adjusted, publish, with_previous_gpus
@@ -67,6 +70,7 @@ class AgentMetrics:
         self.labels = Gauge(
             p + "published_labels", "Labels the agent owns on its node.", registry=self.registry
         )
+        self.build_info = register_build_info(self.registry)
         for result in ("ok", "error"):
             self.detections.labels(result)
         for stage in ("detect", "gpu", "publish"):
@@ -96,6 +100,7 @@ class Agent:
         interval_s: float = DEFAULT_INTERVAL_S,
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        labels: LabelFilter = ALL_LABELS,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval must be positive seconds, got {interval_s}")
@@ -104,6 +109,7 @@ class Agent:
         self.detector = detector
         self.interval_s = interval_s
         self.metrics = metrics or AgentMetrics()
+        self.labels = labels
         self.clock = clock
         self.started_at = clock()
         self.last_tick_at: float | None = None
@@ -149,7 +155,7 @@ class Agent:
                 profile = node_adjusted(detection.profile, node)
                 if detection.gpu_state is GpuState.PENDING:
                     profile = with_previous_gpus(profile, node)
-                result = publish(self.api, node, profile)
+                result = publish(self.api, node, profile, self.labels)
             except Exception as exc:
                 log.warning("publishing to node %s failed: %s", self.node_name, exc)
                 self.metrics.errors.labels("publish").inc()

@@ -26,6 +26,7 @@ import yaml
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 USER_AGENT = "inference-thresholds-node-agent"
+LIST_PAGE = 500  # items per list request: a page of Nodes is ~2 MB of JSON
 
 
 class UnsupportedKubeconfig(ValueError):
@@ -221,6 +222,30 @@ class RestNodeApi:
             "application/merge-patch+json",
         )
         return node
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/nodes")
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return self._list(
+            f"/api/v1/namespaces/{urllib.parse.quote(namespace)}/pods", label_selector
+        )
+
+    def _list(self, path: str, label_selector: str = "") -> list[dict[str, Any]]:
+        """Every item of a list endpoint, fetched in pages of ``LIST_PAGE`` (``prune``)."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = {"limit": str(LIST_PAGE)}
+            if label_selector:
+                query["labelSelector"] = label_selector
+            if token:
+                query["continue"] = token
+            page = self._request("GET", f"{path}?{urllib.parse.urlencode(query)}", None, "")
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
 
 def connect(kubeconfig: str | None = None) -> Any:

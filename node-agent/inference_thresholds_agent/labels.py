@@ -14,6 +14,9 @@ Rules (each fixes a complaint about NFD/GFD labels):
   ``cpu.usable-millicores``, ``*.fp16-tflops-int``/``*.int8-tops-int`` (rounded down, so
   ``Gt 311`` holds for 312 TFLOPS), ``*.compute-capability-major``/``-minor``; sizes are
   integer MiB already (``memory.total-mib``, ``gpu.memory-mib``).
+- ``LabelFilter`` (NFD's ``labelWhiteList`` idea, plus a deny list): which names are
+  published at all, e.g. ``exclude: ^gpu[.]`` where GPU Feature Discovery already labels
+  GPUs. The profile annotation always carries everything (the operator reads that).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 
 from inference_thresholds.api import DeviceInfo, GpuSharing, HardwareProfile
 from inference_thresholds.api.node_contract import (
@@ -54,6 +58,41 @@ def sanitise(value: str) -> str:
         head = re.sub(r"[^A-Za-z0-9]+$", "", cleaned[:54])
         cleaned = f"{head}-{digest}"
     return cleaned
+
+
+@dataclass(frozen=True)
+class LabelFilter:
+    """Include/exclude regular expressions over label names without the prefix.
+
+    As NFD's ``labelWhiteList``: a name is published when ``include`` matches somewhere
+    in it (``re.search``; anchor with ``^``/``$``) and ``exclude`` does not; exclude wins.
+    """
+
+    include: re.Pattern[str] | None = None
+    exclude: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, include: str | None, exclude: str | None) -> LabelFilter:
+        """From option text; a bad expression raises ValueError naming the option."""
+        return cls(_compile("include", include), _compile("exclude", exclude))
+
+    def allows(self, key: str) -> bool:
+        name = key.removeprefix(LABEL_PREFIX)
+        if self.include is not None and not self.include.search(name):
+            return False
+        return self.exclude is None or not self.exclude.search(name)
+
+
+def _compile(option: str, text: str | None) -> re.Pattern[str] | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"labels-{option} {text!r}: not a regular expression ({exc})") from None
+
+
+ALL_LABELS = LabelFilter()
 
 
 def number(value: float) -> str:
@@ -100,8 +139,8 @@ def _device_labels(kind: str, devices: list[DeviceInfo], out: dict[str, str]) ->
             out[f"{kind}.replicas"] = str(shared.replicas)
 
 
-def profile_labels(profile: HardwareProfile) -> dict[str, str]:
-    """The label set for a profile: sorted, sanitised, every key and value validated."""
+def profile_labels(profile: HardwareProfile, allowed: LabelFilter = ALL_LABELS) -> dict[str, str]:
+    """The label set for a profile: sorted, sanitised, validated, filtered by ``allowed``."""
     raw: dict[str, str] = {}
     cpu, memory = profile.cpu, profile.memory
     if cpu.vendor:
@@ -139,6 +178,6 @@ def profile_labels(profile: HardwareProfile) -> dict[str, str]:
         key = LABEL_PREFIX + sanitise(name).lower()
         validate_key(key)
         clean = sanitise(value)  # always a valid value (a property test holds it to that)
-        if clean:
+        if clean and allowed.allows(key):
             labels[key] = clean
     return labels

@@ -20,7 +20,7 @@ from inference_thresholds.api.node_contract import (
     cpu_cores,
 )
 
-from .labels import profile_labels
+from .labels import ALL_LABELS, LabelFilter, profile_labels
 
 
 class NodeApi(Protocol):
@@ -43,8 +43,10 @@ def profile_json(profile: HardwareProfile) -> str:
     return json.dumps(profile.wire(), sort_keys=True, separators=(",", ":"))
 
 
-def desired_metadata(profile: HardwareProfile) -> tuple[dict[str, str], dict[str, str]]:
-    labels = profile_labels(profile)
+def desired_metadata(
+    profile: HardwareProfile, allowed: LabelFilter = ALL_LABELS
+) -> tuple[dict[str, str], dict[str, str]]:
+    labels = profile_labels(profile, allowed)
     annotations = {
         PROFILE_ANNOTATION: profile_json(profile),
         OWNED_LABELS_ANNOTATION: ",".join(sorted(labels)),
@@ -70,12 +72,18 @@ def published_profile(node: dict[str, Any]) -> HardwareProfile | None:
         return None  # written by an incompatible version: overwrite it
 
 
-def metadata_patch(node: dict[str, Any], profile: HardwareProfile) -> dict[str, Any]:
-    """The merge patch taking ``node`` to the desired state; {} when nothing differs."""
+def metadata_patch(
+    node: dict[str, Any], profile: HardwareProfile, allowed: LabelFilter = ALL_LABELS
+) -> dict[str, Any]:
+    """The merge patch taking ``node`` to the desired state; {} when nothing differs.
+
+    Labels the filter now excludes were owned before, so they are removed like any
+    label the profile no longer produces.
+    """
     metadata = node.get("metadata", {})
     current_labels: dict[str, str] = metadata.get("labels") or {}
     current_annotations: dict[str, str] = metadata.get("annotations") or {}
-    labels, annotations = desired_metadata(profile)
+    labels, annotations = desired_metadata(profile, allowed)
 
     label_patch: dict[str, str | None] = {
         key: value for key, value in labels.items() if current_labels.get(key) != value
@@ -94,11 +102,16 @@ def metadata_patch(node: dict[str, Any], profile: HardwareProfile) -> dict[str, 
     return {"metadata": patch_metadata} if patch_metadata else {}
 
 
-def publish(api: NodeApi, node: dict[str, Any], profile: HardwareProfile) -> PublishResult:
+def publish(
+    api: NodeApi,
+    node: dict[str, Any],
+    profile: HardwareProfile,
+    allowed: LabelFilter = ALL_LABELS,
+) -> PublishResult:
     """Patch ``node`` (as just read) towards ``profile``; no request when already there."""
     name = node["metadata"]["name"]
-    patch = metadata_patch(node, profile)
-    owned = len(profile_labels(profile))
+    patch = metadata_patch(node, profile, allowed)
+    owned = len(profile_labels(profile, allowed))
     if not patch:
         return PublishResult(False, {}, node["metadata"].get("resourceVersion"), owned)
     updated = api.patch_node(name, patch)
@@ -156,6 +169,27 @@ class KubernetesNodeApi:
         response = self._core.read_node(name, _preload_content=False, _request_timeout=30)
         node: dict[str, Any] = json.loads(response.data)
         return node
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return self._paged(self._core.list_node)
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return self._paged(self._core.list_namespaced_pod, namespace, label_selector=label_selector)
+
+    @staticmethod
+    def _paged(call: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            more: dict[str, str] = {"_continue": token} if token else {}
+            response = call(
+                *args, limit=500, _preload_content=False, _request_timeout=30, **kwargs, **more
+            )
+            page: dict[str, Any] = json.loads(response.data)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
     def patch_node(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         response = self._core.patch_node(

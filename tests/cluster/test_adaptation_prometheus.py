@@ -1,9 +1,14 @@
-"""Runtime adaptation end to end: the operator, a real Prometheus, a vLLM-style exporter.
+"""Runtime adaptation end to end: the operator, a real Prometheus, vLLM-style exporters.
 
 Shows: thresholds move toward sustained better-than-expected performance, each move
 within maxStepPercent and never past the physical expectation; the ConfigMap follows;
 a sustained regression does not lower them; state survives an operator restart;
-Prometheus down or a bad query -> Adapted=False with the reason, thresholds held.
+Prometheus down or a bad query -> Adapted=False with the reason, thresholds held. With
+history in Prometheus (backfilled TSDB blocks, old and new vLLM metric names) a new
+resource recommends within its first interval, and mode Recommend never writes the
+ConfigMap (a watch sees every write). Per-class adaptation from series that carry the
+node. MetricNotFound vs NoData from the series endpoint; the operator's default
+Prometheus URL.
 """
 
 from __future__ import annotations
@@ -11,22 +16,37 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import watch
 from kubernetes.client import ApiException
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
-from prometheus_harness import MODEL, PrometheusServer, VllmExporter
+from prometheus_harness import (
+    MODEL,
+    NEW_ITL,
+    OLD_ITL,
+    SGLANG_ITL,
+    SGLANG_TTFT,
+    TTFT,
+    PrometheusServer,
+    VllmExporter,
+    backfill,
+)
 
+from inference_thresholds.adaptation.prometheus import PrometheusClient
 from inference_thresholds.devcluster.access import ClusterAccess
 
 pytestmark = pytest.mark.prometheus
 
 LLAMA = {"preset": "llama-3.1-8b"}
 STEP = 0.10
+IDLE_MODEL = "idle-model"
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +57,20 @@ def exporter() -> Iterator[VllmExporter]:
 
 
 @pytest.fixture(scope="module")
+def idle_exporter() -> Iterator[VllmExporter]:
+    """A deployment that exists but serves nothing (series present, no samples move)."""
+    e = VllmExporter(IDLE_MODEL)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
 def prometheus(
-    exporter: VllmExporter, tmp_path_factory: pytest.TempPathFactory
+    exporter: VllmExporter, idle_exporter: VllmExporter, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{exporter.port}"])
+    server = PrometheusServer(
+        tmp_path_factory.mktemp("prometheus"), [exporter.target, idle_exporter.target]
+    )
     server.start()
     yield server
     server.stop()
@@ -66,6 +96,7 @@ def _spec(pool: str, adaptation: dict[str, Any]) -> dict[str, Any]:
             "halfLife": "20s",
             "minSamples": 3,
             "maxStepPercent": STEP * 100,
+            "history": "0s",
             **adaptation,
         },
     }
@@ -73,6 +104,25 @@ def _spec(pool: str, adaptation: dict[str, Any]) -> dict[str, Any]:
 
 def _adaptation(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return dict((cluster.cr(namespace, name).get("status") or {}).get("adaptation") or {})
+
+
+def _entry(cluster: Cluster, namespace: str, name: str, cls: str | None = None) -> dict[str, Any]:
+    """The learned state of one class (the first, the effective one, when not named)."""
+    classes = _adaptation(cluster, namespace, name).get("classes") or [{}]
+    if cls is None:
+        return dict(classes[0])
+    return dict(next((c for c in classes if c.get("name") == cls), {}))
+
+
+def _expected(cluster: Cluster, namespace: str, pool: str) -> dict[str, dict[str, float]]:
+    """The engine's expectation per class for the pool, from a probe resource."""
+    probe = unique("probe")
+    cluster.create_cr(namespace, probe, {
+        "nodeSelector": {"matchLabels": {"test.inference.dev/pool": pool}}, "model": LLAMA,
+    })  # fmt: skip
+    cr = cluster.await_condition(namespace, probe, generation=1)
+    cluster.delete_cr(namespace, probe)
+    return {c["name"]: c["expected"] for c in cr["status"]["classes"]}
 
 
 def test_bad_query_is_reported_and_thresholds_stay_computed(
@@ -89,7 +139,7 @@ def test_bad_query_is_reported_and_thresholds_stay_computed(
     cond = next(c for c in cr["status"]["conditions"] if c["type"] == "Adapted")
     assert "parse error" in cond["message"] and "thresholds held" in cond["message"]
     assert cluster.condition(namespace, "badq", "Ready")["status"] == "True"  # type: ignore[index]
-    basis = cr["status"]["adaptation"]["basis"]
+    basis = cr["status"]["adaptation"]["classes"][0]["basis"]
     assert cr["status"]["effective"]["minTokensPerSecond"] == basis["computedMinTokensPerSecond"]
     cluster.await_event(namespace, "badq", "AdaptationFailed")
 
@@ -105,9 +155,7 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
     name = "adapt"
     cluster.create_cr(namespace, name, _spec(pool, {"prometheus": {"url": prometheus.url}}))
     cluster.await_condition(namespace, name, generation=1)
-    basis = eventually(
-        lambda: _adaptation(cluster, namespace, name).get("basis") or None, what="basis"
-    )
+    basis = eventually(lambda: _entry(cluster, namespace, name).get("basis"), what="basis")
     expected, computed = basis["expectedDecodeTokensPerSecond"], basis["computedMinTokensPerSecond"]
     ttft_expected = basis["expectedTimeToFirstTokenMs"]
     ttft_computed = basis["computedMaxTimeToFirstTokenMs"]
@@ -120,7 +168,7 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
     ttft_seen: list[float] = [ttft_computed]
 
     def tightened() -> bool:
-        st = _adaptation(cluster, namespace, name)
+        st = _entry(cluster, namespace, name)
         value = (st.get("decode") or {}).get("threshold")
         ttft = (st.get("ttft") or {}).get("threshold")
         if value is not None and value != seen[-1]:
@@ -133,7 +181,7 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
         eventually(tightened, timeout=120, what="thresholds tighten")
     except TimeoutError as exc:
         raise AssertionError(
-            f"{exc}: seen {seen}, ttft {ttft_seen}, state {_adaptation(cluster, namespace, name)}"
+            f"{exc}: seen {seen}, ttft {ttft_seen}, state {_entry(cluster, namespace, name)}"
         ) from None
     for old, new in itertools.pairwise(seen):
         assert old < new <= old * (1 + STEP) * (1 + 1e-9), f"step bound: {seen}"
@@ -142,14 +190,22 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
         assert old * (1 - STEP) * (1 - 1e-9) <= new < old, f"step bound: {ttft_seen}"
         assert new >= ttft_expected * (1 - 1e-9)
 
-    st = _adaptation(cluster, namespace, name)
+    st = _entry(cluster, namespace, name)
     print(  # figures for the record (pytest -s)
         f"\nexpected {expected:.4g} tok/s, computed {computed:.4g}; minTokensPerSecond moves "
         f"{[round(v, 4) for v in seen]} after {st['decode']['samples']} samples (confidence "
         f"{st['decode']['confidence']:.2f}); maxTimeToFirstTokenMs {[round(v) for v in ttft_seen]}"
     )
     assert st["decode"]["samples"] >= 3 and 0 < st["decode"]["confidence"] <= 1
-    assert st["decode"]["mean"] == pytest.approx(1.6 * expected, rel=0.05)
+    # the median of the decayed history, on the exporter's 25 %-wide buckets
+    assert st["decode"]["observed"] == pytest.approx(1.6 * expected, rel=0.25)
+    # one interval's quantile as the real Prometheus' histogram_quantile reads it
+    window_ttft = PrometheusClient(prometheus.url).query_value(
+        'histogram_quantile(0.9, sum by (le) (rate({__name__=~"vllm[:_]time_to_first_token_'
+        f'seconds_bucket",model_name="{MODEL}"}}[10s])))'
+    )
+    assert window_ttft is not None
+    assert st["ttft"]["lastValue"] == pytest.approx(window_ttft * 1000, rel=0.06)
     adapted = eventually(
         lambda: (
             cluster.cr(namespace, name)["status"]["effective"]["minTokensPerSecond"]
@@ -174,35 +230,36 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
 
     # 2. A sustained regression (0.3x expected, 3x the TTFT) must not lower anything.
     exporter.set(decode_tps=0.3 * expected, ttft_seconds=3 * ttft_expected / 1000)
-    peak = _adaptation(cluster, namespace, name)
+    peak = _entry(cluster, namespace, name)
     samples_at_peak = peak["decode"]["samples"]
     held: list[tuple[float, float]] = []
 
     def regression_absorbed() -> bool:
-        st = _adaptation(cluster, namespace, name)
+        st = _entry(cluster, namespace, name)
         held.append((st["decode"]["threshold"], st["ttft"]["threshold"]))
         return (
             st["decode"]["samples"] >= samples_at_peak + 8
             and st["decode"]["lastValue"] < 0.5 * expected
-            and st["decode"]["mean"] < peak["decode"]["mean"]
+            and st["decode"]["observed"] < peak["decode"]["observed"]
         )
 
     eventually(regression_absorbed, timeout=90, what="regression observed for 8+ intervals")
     # moves already under way when the regression began may finish; nothing goes down
     for (d0, t0), (d1, t1) in itertools.pairwise(held):
         assert d1 >= d0 and t1 <= t0, f"a threshold loosened during the regression: {held}"
-    st = _adaptation(cluster, namespace, name)
+    st = _entry(cluster, namespace, name)
     assert st["decode"]["threshold"] >= peak["decode"]["threshold"]
-    assert st["reason"] in ("Holding", "Tightened") and st["healthy"] is True
+    overall = _adaptation(cluster, namespace, name)
+    assert overall["reason"] in ("Holding", "Tightened") and overall["healthy"] is True
 
     # 3. Operator restart: learned state comes back from status, nothing resets.
-    before = _adaptation(cluster, namespace, name)
+    before = _entry(cluster, namespace, name)
     operator.stop()
     operator.start()
     after_restart = eventually(
         lambda: (
             s
-            if (s := _adaptation(cluster, namespace, name))["decode"]["samples"]
+            if (s := _entry(cluster, namespace, name))["decode"]["samples"]
             > before["decode"]["samples"]
             else None
         ),
@@ -213,19 +270,24 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
     assert after_restart["decode"]["firstSampleTime"] == before["decode"]["firstSampleTime"]
 
     # 4. Prometheus down: Adapted=False with the reason, thresholds held, operator alive.
-    held_thresholds = _adaptation(cluster, namespace, name)["thresholds"]
+    held_thresholds = _entry(cluster, namespace, name)["thresholds"]
     prometheus.stop()
     try:
         cr = cluster.await_condition(
             namespace, name, "Adapted", "False", reason="PrometheusUnreachable", timeout=60
         )
-        assert cr["status"]["adaptation"]["thresholds"] == held_thresholds
+        assert cr["status"]["adaptation"]["classes"][0]["thresholds"] == held_thresholds
         assert cr["status"]["effective"]["minTokensPerSecond"] == pytest.approx(
             held_thresholds["minTokensPerSecond"]
         )
         assert cluster.condition(namespace, name, "Ready")["status"] == "True"  # type: ignore[index]
-        event = cluster.await_event(namespace, name, "AdaptationFailed")
-        assert "PrometheusUnreachable" in event["message"]
+        eventually(
+            lambda: any(
+                e.get("reason") == "AdaptationFailed" and "PrometheusUnreachable" in e["message"]
+                for e in cluster.events(namespace, name)
+            ),
+            what="AdaptationFailed Event for the outage",
+        )
         assert operator.alive()
         assert (
             operator.metric(
@@ -239,7 +301,7 @@ def test_adaptation_tightens_holds_on_regression_survives_restart_and_outage(
     cluster.await_event(namespace, name, "AdaptationResumed")
     ratio = operator.metric(
         "inference_thresholds_observed_to_expected_ratio",
-        namespace=namespace, name=name, signal="decode",
+        namespace=namespace, name=name, signal="decode", **{"class": st["name"]},
     )  # fmt: skip
     assert ratio is not None and ratio > 0
 
@@ -341,3 +403,245 @@ def test_prometheus_rule_is_generated_owned_valid_and_removed(
         timeout=30,
         what="PrometheusRule deleted when alertRules is switched off",
     )
+
+
+# --- history at creation, mode Recommend ------------------------------------------------
+
+
+class ConfigMapWrites:
+    """Every watch event of the ConfigMaps in a namespace, from before the test's writes."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.events: list[tuple[str, str, str]] = []  # (type, name, resourceVersion)
+        self._stopped = False
+        self.failure: Exception | None = None
+        self._watch = watch.Watch()
+        start = cluster.core.list_namespaced_config_map(namespace).metadata.resource_version
+        self._thread = threading.Thread(target=self._run, args=(start,), daemon=True)
+        self._thread.start()
+
+    def _run(self, resource_version: str) -> None:
+        try:
+            for event in self._watch.stream(
+                self.cluster.core.list_namespaced_config_map,
+                self.namespace,
+                resource_version=resource_version,
+                timeout_seconds=600,
+            ):
+                obj = event["object"]
+                self.events.append(
+                    (event["type"], obj.metadata.name, obj.metadata.resource_version)
+                )
+        except Exception as exc:  # the connection closes under stop(); record anything else
+            if not self._stopped:
+                self.failure = exc
+
+    def of(self, name: str) -> list[str]:
+        return [t for t, n, _ in self.events if n == name]
+
+    def settle(self) -> None:
+        """Await the watch reaching now: a marker written last must come through."""
+        marker = unique("marker")
+        self.cluster.core.create_namespaced_config_map(
+            self.namespace, {"metadata": {"name": marker}}
+        )
+        eventually(lambda: self.of(marker), timeout=30, what="watch caught up")
+        assert self.failure is None, f"the ConfigMap watch broke: {self.failure}"
+
+    def close(self) -> None:
+        self._stopped = True
+        self._watch.stop()
+
+
+def test_history_recommends_within_one_interval_and_recommend_never_writes_the_configmap(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, pool: str, tmp_path: Path
+) -> None:
+    """Half an hour of history in Prometheus before the resources exist (old vLLM names
+    for one model, new names for another, SGLang's for a third): each recommends from its
+    first query."""
+    (expected,) = _expected(cluster, namespace, pool).values()
+    tps, ttft_ms = expected["decodeTokensPerSecond"], expected["timeToFirstTokenMs"]
+    history = tmp_path / "prometheus"
+    history.mkdir()
+    fast, quick = 1.6 * tps, ttft_ms / 3 / 1000
+    pods = {"old-vllm": (OLD_ITL, TTFT, fast, quick), "new-vllm": (NEW_ITL, TTFT, fast, quick),
+            "sglang": (SGLANG_ITL, SGLANG_TTFT, fast, quick)}  # fmt: skip
+    sources = {"old-vllm": "vllm", "new-vllm": "vllm", "sglang": "sglang"}
+    backfill(history / "data", history, pods, span_s=1800, step_s=15)
+    server = PrometheusServer(history)
+    server.start()
+    writes = ConfigMapWrites(cluster, namespace)
+    interval = 60.0
+    try:
+        created: dict[str, float] = {}
+        for model in pods:
+            spec = _spec(pool, {
+                "prometheus": {"url": server.url}, "mode": "Recommend", "source": sources[model],
+                "labelMatchers": [{"label": "model_name", "value": model}],
+                "interval": "60s", "window": "1m", "halfLife": "1h", "history": "30m",
+                "minSamples": 10, "maxStepPercent": 5,
+            })  # fmt: skip
+            created[model] = time.monotonic()
+            cluster.create_cr(namespace, model, spec)
+        for model, began in created.items():
+            event = cluster.await_event(namespace, model, "ThresholdRecommended", timeout=interval)
+            took = time.monotonic() - began
+            assert took < interval, f"{model}: first recommendation after {took:.1f} s"
+            # the status write follows the Event (the reconcile the interval triggers)
+            entry = eventually(
+                lambda model=model: e if (e := _entry(cluster, namespace, model)).get(
+                    "seeded") else None,
+                what=f"{model}: seeded state in status",
+            )  # fmt: skip
+            basis = entry["basis"]
+            # 30 min of history at the 60 s interval: 29 points, then the first interval
+            assert entry["seeded"] and entry["decode"]["samples"] >= 25, entry["decode"]
+            assert entry["decode"]["threshold"] > basis["computedMinTokensPerSecond"] * 1.05**3
+            assert entry["ttft"]["threshold"] < basis["computedMaxTimeToFirstTokenMs"] * 0.95**3
+            assert "from history of" in event["message"]
+            cluster.await_event(namespace, model, "AdaptationSeeded")
+            cr = cluster.await_condition(namespace, model, "Adapted", "True")
+            assert next(c for c in cr["status"]["conditions"] if c["type"] == "Adapted")[
+                "reason"
+            ] in ("Recommended", "Holding", "Learning", "NoData")
+            # mode Recommend: what pods get is still computed
+            assert cr["status"]["effective"]["minTokensPerSecond"] == pytest.approx(
+                basis["computedMinTokensPerSecond"]
+            )
+            data = cluster.cm(namespace, f"{model}-thresholds")["data"]
+            assert float(data["BITNET_MIN_TOKENS_PER_SECOND"]) == pytest.approx(
+                basis["computedMinTokensPerSecond"], rel=1e-3
+            )
+            d, t = entry["decode"], entry["ttft"]
+            print(  # figures for the record (pytest -s)
+                f"\n{model}: recommended after {took:.1f} s from {d['samples']} samples: "
+                f"minTokensPerSecond {basis['computedMinTokensPerSecond']:.4g} -> "
+                f"{d['threshold']:.4g}, maxTimeToFirstTokenMs "
+                f"{basis['computedMaxTimeToFirstTokenMs']:.4g} -> {t['threshold']:.4g}"
+            )
+        writes.settle()
+        for model in pods:
+            assert writes.of(f"{model}-thresholds") == ["ADDED"], writes.events  # never updated
+
+        # Apply: the same learned values reach the ConfigMap (one write), with an Event
+        cluster.patch_spec(namespace, "new-vllm", {"adaptation": {"mode": "Apply"}})
+        learned = _entry(cluster, namespace, "new-vllm")["decode"]["threshold"]
+        eventually(
+            lambda: float(cluster.cm(namespace, "new-vllm-thresholds")["data"][
+                "BITNET_MIN_TOKENS_PER_SECOND"]) == pytest.approx(learned, rel=1e-3),
+            timeout=30, what="learned threshold in the ConfigMap after mode Apply",
+        )  # fmt: skip
+        cluster.await_event(namespace, "new-vllm", "AdaptationModeChanged")
+        writes.settle()
+        assert writes.of("new-vllm-thresholds")[:2] == ["ADDED", "MODIFIED"]
+        assert writes.of("old-vllm-thresholds") == ["ADDED"]
+    finally:
+        writes.close()
+        server.stop()
+
+
+# --- per class, MetricNotFound vs NoData, the default Prometheus ------------------------
+
+
+def test_each_class_adapts_from_its_own_nodes_series(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    pool = unique("classes")
+    small, big = f"{pool}-small", f"{pool}-big"
+    labels = {"test.inference.dev/pool": pool}
+    with nodes(cluster, [(small, labels, {"cpu": "8", "memory": "32Gi"}),
+                         (big, labels, {"cpu": "64", "memory": "256Gi"})]):  # fmt: skip
+        expected = _expected(cluster, namespace, pool)
+        assert len(expected) == 2, "two hardware classes"
+        record = _spec(pool, {})  # to learn each class's node from its status
+        cluster.create_cr(
+            namespace, "nodes-of", {k: v for k, v in record.items() if k != "adaptation"}
+        )
+        cluster.await_condition(namespace, "nodes-of", generation=1)
+        doc = cluster.document(namespace, "nodes-of-thresholds")
+        class_of = doc["nodes"]
+        exporters = {node: VllmExporter("per-class") for node in (small, big)}
+        factor = {small: 1.6, big: 1.25}
+        for node, e in exporters.items():
+            e.set(decode_tps=factor[node] * expected[class_of[node]]["decodeTokensPerSecond"])
+        server = PrometheusServer(tmp_path, {e.target: {"node": n} for n, e in exporters.items()})
+        server.start()
+        try:
+            spec = _spec(pool, {
+                "prometheus": {"url": server.url}, "nodeLabel": "node",
+                "labelMatchers": [{"label": "model_name", "value": "per-class"}],
+            })  # fmt: skip
+            cluster.create_cr(namespace, "per-class", spec)
+
+            def learned() -> dict[str, dict[str, Any]] | None:
+                classes = _adaptation(cluster, namespace, "per-class").get("classes") or []
+                ready = {c["name"]: c for c in classes if c["decode"].get("samples", 0) >= 5}
+                return ready if len(ready) == 2 else None
+
+            got = eventually(learned, timeout=90, what="both classes learning")
+            for node in (small, big):
+                entry = got[class_of[node]]
+                observed = entry["decode"]["observed"]
+                want = factor[node] * expected[class_of[node]]["decodeTokensPerSecond"]
+                assert observed == pytest.approx(want, rel=0.25), (node, entry["decode"])
+                assert f'node=~"{node}"' in entry["decode"]["query"]
+                print(f"\n{node} ({class_of[node]}): serving {want:.4g} tok/s, observed "
+                      f"{observed:.4g} after {entry['decode']['samples']} samples")  # fmt: skip
+
+            # each class's own observation drives its own threshold in the document
+            def moved() -> bool:
+                doc = cluster.document(namespace, "per-class-thresholds")
+                return all(
+                    doc["classes"][c]["thresholds"]["minTokensPerSecond"]
+                    > _entry(cluster, namespace, "per-class", c)["basis"][
+                        "computedMinTokensPerSecond"]
+                    for c in expected
+                )  # fmt: skip
+
+            eventually(moved, timeout=90, what="every class's threshold tightened")
+        finally:
+            server.stop()
+            for e in exporters.values():
+                e.close()
+
+
+def test_metric_not_found_no_data_and_the_default_prometheus(
+    kube: ClusterAccess,
+    cluster: Cluster,
+    operator: OperatorProcess,
+    prometheus: PrometheusServer,
+    namespace: str,
+    pool: str,
+    tmp_path: Path,
+) -> None:
+    # no Prometheus in the spec and none configured in the operator
+    cluster.create_cr(namespace, "nowhere", _spec(pool, {}))
+    cr = cluster.await_condition(
+        namespace, "nowhere", "Adapted", "False", reason="PrometheusNotConfigured"
+    )
+    cond = next(c for c in cr["status"]["conditions"] if c["type"] == "Adapted")
+    assert "operator.prometheus.url" in cond["message"]
+    cluster.delete_cr(namespace, "nowhere")
+
+    defaulted = OperatorProcess(
+        kube, tmp_path, env={"INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL": prometheus.url}
+    )
+    operator.stop()  # one operator per namespace at a time
+    defaulted.start()
+    try:
+        # SGLang metrics do not exist in this Prometheus at all
+        cluster.create_cr(namespace, "missing", _spec(pool, {"source": "sglang"}))
+        cr = cluster.await_condition(namespace, "missing", "Adapted", "False",
+                                     reason="MetricNotFound")  # fmt: skip
+        cond = next(c for c in cr["status"]["conditions"] if c["type"] == "Adapted")
+        assert "sglang:inter_token_latency_seconds_count" in cond["message"]
+        assert "adaptation.source" in cond["message"]
+        # vLLM metrics of an idle deployment exist: no data now, nothing wrong
+        idle = _spec(pool, {"labelMatchers": [{"label": "model_name", "value": IDLE_MODEL}]})
+        cluster.create_cr(namespace, "idle", idle)
+        cr = cluster.await_condition(namespace, "idle", "Adapted", "True", reason="NoData")
+        assert cr["status"]["adaptation"]["healthy"] is True
+    finally:
+        defaulted.stop()
+        operator.start()

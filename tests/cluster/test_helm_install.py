@@ -15,13 +15,9 @@ import contextlib
 import copy
 import json
 import os
-import re
 import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +26,29 @@ import yaml
 from helm_support import (
     ALL_ON_VALUES,
     CHART,
+    CLI,
+    CRD_NAME,
     MONITORING_CRDS,
     ROOT,
     Helm,
+    Release,
+    chart_operator,
     find,
-    kubectl_path,
+    forbidden,
+    install,
+    kubectl,
     make_helm,
+    token_kubeconfig,
 )
 from kubernetes import client
 from kubernetes.client import ApiException
-from operator_harness import A100_LABELS, Cluster, free_port
+from operator_harness import A100_LABELS, Cluster
 
 from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
 from inference_thresholds.engine import load_policy
 
 pytestmark = pytest.mark.helm
 
-CRD_NAME = "inferencethresholds.thresholds.inference.dev"
-CLI = str(Path(sys.executable).parent / "inference-thresholds")
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -58,43 +58,6 @@ RESTRICTED = {
 @pytest.fixture(scope="module")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     return make_helm(tmp_path_factory)
-
-
-def kubectl(
-    kube: ClusterAccess, *args: str, input: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """kubectl v1.35 (the control plane's minor) against the test cluster."""
-    argv = [kubectl_path(), f"--kubeconfig={kube.kubeconfig}", *args]
-    result = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
-    return result
-
-
-def token_kubeconfig(kube: ClusterAccess, token: str, path: Path) -> Path:
-    """The admin kubeconfig's server and CA with a bearer token instead of the client cert."""
-    admin = yaml.safe_load(kube.kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": "sa", "user": {"token": token}}],
-                "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
-                "current-context": "sa",
-            }
-        )
-    )
-    return path
-
-
-def forbidden(call: Any) -> ApiException:
-    with pytest.raises(ApiException) as raised:
-        call()
-    assert raised.value.status == 403, raised.value.body
-    return raised.value
 
 
 def denied_by_policy(call: Any) -> str:
@@ -143,36 +106,13 @@ def test_rendered_manifests_pass_server_side_dry_run(
 # --- install ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Release:
-    name: str
-    namespace: str
-    objects: list[dict[str, Any]]
-
-    def pod_spec(self, kind: str) -> dict[str, Any]:
-        spec: dict[str, Any] = find(self.objects, kind)["spec"]["template"]["spec"]
-        return spec
-
-    def service_account(self, suffix: str) -> str:
-        name: str = find(self.objects, "ServiceAccount", suffix)["metadata"]["name"]
-        return name
-
-
-def _install(kube: ClusterAccess, helm: Helm, name: str, namespace: str, *args: str) -> Release:
-    helm.run("install", name, str(CHART), "--namespace", namespace, *args,
-             kubeconfig=kube.kubeconfig)  # fmt: skip
-    manifest = helm.run("get", "manifest", name, "--namespace", namespace,
-                        kubeconfig=kube.kubeconfig).stdout  # fmt: skip
-    return Release(name, namespace, [d for d in yaml.safe_load_all(manifest) if d])
-
-
 @pytest.fixture(scope="module")
 def release(kube: ClusterAccess, helm: Helm) -> Iterator[Release]:
     """The chart with default values, in a namespace enforcing Pod Security "restricted"."""
     with kube.temporary_namespace("helm") as namespace:
         kubectl(kube, "label", "namespace", namespace, *[f"{k}={v}" for k, v in RESTRICTED.items()])
         name = f"it-{namespace[-8:]}"
-        installed = _install(kube, helm, name, namespace)
+        installed = install(kube, helm, name, namespace)
         yield installed
         helm.run("uninstall", name, "--namespace", namespace, kubeconfig=kube.kubeconfig,
                  check=False)  # fmt: skip
@@ -233,18 +173,6 @@ def test_example_and_notes_resources_are_accepted(
 # --- the operator with the chart's service account ------------------------------------------
 
 
-def _operator_argv(release: Release, kubeconfig: Path, metrics: int, liveness: int) -> list[str]:
-    (container,) = release.pod_spec("Deployment")["containers"]
-    args = []
-    for arg in container["args"]:
-        if arg.startswith("--metrics-port="):
-            arg = f"--metrics-port={metrics}"
-        elif arg.startswith("--liveness-port="):
-            arg = f"--liveness-port={liveness}"
-        args.append(arg)
-    return [CLI, *args, f"--kubeconfig={kubeconfig}", "--bind=127.0.0.1"]
-
-
 def _release_object(kube: ClusterAccess, namespace: str, release: str, kind: str) -> Any:
     """The one object of ``kind`` that release ``release`` created in ``namespace``."""
     listed = kubectl(
@@ -252,75 +180,6 @@ def _release_object(kube: ClusterAccess, namespace: str, release: str, kind: str
         "-l", f"app.kubernetes.io/instance={release}",
     ).stdout  # fmt: skip
     return json.loads(listed)["items"][0]
-
-
-@contextlib.contextmanager
-def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        terminate(proc)
-
-
-@dataclass
-class ChartOperator:
-    token: str
-    service_account: str
-    log: Path
-
-    def assert_never_refused(self) -> None:
-        """Nothing the operator (or kopf) tried was refused: the grants are sufficient."""
-        full = self.log.read_text(errors="replace")
-        # Other test modules' namespaces may still be terminating while this cluster-wide
-        # operator sees their CRs; the apiserver refuses Events there with 403, which says
-        # nothing about the chart's RBAC.
-        text = "\n".join(
-            line for line in full.splitlines() if "because it is being terminated" not in line
-        )
-        for refusal in ("Forbidden", "Not enough permissions"):
-            assert refusal not in text, f"'{refusal}' in the operator log:\n{text[-4000:]}"
-        # A bare 403 status, not the digits inside a port, timestamp or resourceVersion.
-        status = re.search(r"(?<![\w.:,-])403(?![\w.:,-])", text)
-        assert status is None, f"HTTP 403 in the operator log:\n{text[-4000:]}"
-
-
-@contextlib.contextmanager
-def chart_operator(
-    kube: ClusterAccess, release: Release, tmp_path: Path, can_i: tuple[str, ...]
-) -> Iterator[ChartOperator]:
-    """The operator CLI with the Deployment's args, as the chart's ServiceAccount."""
-    sa = release.service_account("-operator")
-    token = kube.service_account_token(release.namespace, sa)
-    kubeconfig = token_kubeconfig(kube, token, tmp_path / "operator.kubeconfig")
-    kube.eventually(
-        lambda: kubectl(kube, "auth", "can-i", *can_i, f"--kubeconfig={kubeconfig}",
-                        check=False).stdout.strip() == "yes",
-        timeout=30, what="the chart's RBAC in effect for the operator token",
-    )  # fmt: skip
-    metrics, liveness = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env.update(
-        POD_NAMESPACE=release.namespace,
-        INFERENCE_THRESHOLDS_OPERATOR_DEBOUNCE_SECONDS="0.2",
-        INFERENCE_THRESHOLDS_OPERATOR_RETRY_SECONDS="1",
-    )
-    log = tmp_path / "operator.log"
-    with running(_operator_argv(release, kubeconfig, metrics, liveness), log, env) as proc:
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"operator exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                url = f"http://127.0.0.1:{liveness}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    return bool(resp.status == 200)
-            except OSError:
-                return False
-
-        kube.eventually(healthy, timeout=60, what="operator /healthz")
-        yield ChartOperator(token, sa, log)
 
 
 def _gpu_cr(suffix: str) -> dict[str, Any]:
@@ -371,7 +230,7 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
                                   "namespace": release.namespace}],
                 }))  # fmt: skip
 
-            cluster.delete_cr(release.namespace, cr)  # while running: kopf drops its finalizer
+            cluster.delete_cr(release.namespace, cr)  # no finalizer: gone at once
             kube.eventually(lambda: cluster.get_cr(release.namespace, cr) is None, timeout=30,
                             what="CR deleted")  # fmt: skip
         operator.assert_never_refused()
@@ -390,7 +249,7 @@ def test_operator_confined_to_watch_namespaces_by_roles(
     cluster = Cluster(kube)
     with kube.temporary_namespace("helm") as home, kube.temporary_namespace("app") as app:
         name = f"ns-{home[-8:]}"
-        release = _install(kube, helm, name, home, "--set", f"operator.watchNamespaces={{{app}}}")
+        release = install(kube, helm, name, home, "--set", f"operator.watchNamespaces={{{app}}}")
         assert [o["metadata"]["namespace"] for o in release.objects if o["kind"] == "Role"] == [app]
         try:
             cluster.create_node(node, {**A100_LABELS, "helm-test": suffix})
@@ -499,7 +358,7 @@ def test_upgrade_then_uninstall_keeps_the_crd_and_custom_resources(
     kube: ClusterAccess, helm: Helm, namespace: str
 ) -> None:
     name = f"up-{namespace[-8:]}"
-    first = _install(kube, helm, name, namespace)
+    first = install(kube, helm, name, namespace)
     assert find(first.objects, "DaemonSet")  # sanity
     cluster = Cluster(kube)
     try:

@@ -293,7 +293,7 @@ def test_delete_cr_garbage_collects_configmap(
         cluster.await_condition(namespace, "gc")
         assert cluster.configmap(namespace, "gc-thresholds") is not None
         cluster.delete_cr(namespace, "gc")
-        eventually(lambda: cluster.get_cr(namespace, "gc") is None, what="CR gone (finalizer)")
+        eventually(lambda: cluster.get_cr(namespace, "gc") is None, what="CR gone")
         eventually(
             lambda: cluster.configmap(namespace, "gc-thresholds") is None,
             timeout=60,

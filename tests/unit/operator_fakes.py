@@ -60,3 +60,19 @@ class MemoryApi:
         self.writes.append(("patch", f"{plural} {name} status"))
         self.statuses[(namespace, name)] = copy.deepcopy(status)
         return {"status": status}
+
+
+def empty_operator_state() -> Any:
+    """An ``OperatorState`` with defaults and a client that must make no request."""
+    from inference_thresholds.controller.kube import Kube
+    from inference_thresholds.controller.metrics import OperatorMetrics
+    from inference_thresholds.controller.operator_state import OperatorState
+    from inference_thresholds.controller.policy_source import PolicySource
+    from inference_thresholds.controller.settings import OperatorConfig
+
+    return OperatorState(
+        config=OperatorConfig(),
+        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
+        policy=PolicySource(None),
+        metrics=OperatorMetrics(),
+    )

@@ -76,6 +76,18 @@ def _decode_series(
     ]
 
 
+def _pages_and_tickets(
+    rules: dict[str, Any], alert: str, series: list[dict[str, str]], value: str
+) -> dict[str, Any]:
+    """A promtool test: after 7 hours of ``series``, ``alert`` pages and tickets."""
+    expected = [_alert(rules, alert, "page", value), _alert(rules, alert, "ticket", value)]
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": "7h", "alertname": alert, "exp_alerts": expected}],
+    }
+
+
 def _run(tmp_path: Path, rules: dict[str, Any], tests: list[dict[str, Any]]) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
     check = subprocess.run(
@@ -197,23 +209,7 @@ def test_ttft_alert_from_the_vllm_histogram(tmp_path: Path) -> None:
         },
     ]
     # p90 = 0.5 + (9 - 1) / 9 * 0.5 = 0.944 s, above 0.5 s for 7 hours
-    tests = [
-        {
-            "interval": "1m",
-            "input_series": series,
-            "alert_rule_test": [
-                {
-                    "eval_time": "7h",
-                    "alertname": TTFT,
-                    "exp_alerts": [
-                        _alert(rules, TTFT, "page", "944.4ms"),
-                        _alert(rules, TTFT, "ticket", "944.4ms"),
-                    ],
-                }
-            ],
-        }
-    ]
-    _run(tmp_path, rules, tests)
+    _run(tmp_path, rules, [_pages_and_tickets(rules, TTFT, series, "944.4ms")])
 
 
 def test_llama_cpp_preset_has_no_ttft_alerts(tmp_path: Path) -> None:
@@ -253,3 +249,22 @@ def test_prometheus_rule_object_is_owned_and_labelled() -> None:
     assert obj["metadata"]["ownerReferences"][0]["uid"] == "1234"
     assert obj["metadata"]["labels"]["thresholds.inference.dev/owner"] == NAME
     assert obj["spec"] == rules_file(NS, NAME, _spec())
+
+
+@pytest.mark.parametrize(
+    ("source", "itls"),
+    [
+        ("vllm", ["vllm:time_per_output_token_seconds"]),  # vLLM before 0.11
+        # vLLM 0.11 exports both names with the same data: read once, not summed
+        ("vllm", ["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"]),
+        ("sglang", ["sglang:inter_token_latency_seconds"]),
+        ("sglang", ["sglang_time_per_output_token_seconds"]),  # older SGLang, escaped
+    ],
+)
+def test_decode_alert_reads_every_runtime_version(
+    tmp_path: Path, source: str, itls: list[str]
+) -> None:
+    rules = rules_file(NS, NAME, _spec(source))
+    series = [s for itl in itls for s in _decode_series("0+600x600", 20, itl=itl)]
+    unique = list({s["series"]: s for s in series}.values())  # the threshold series once
+    _run(tmp_path, rules, [_pages_and_tickets(rules, DECODE, unique, "10")])

@@ -31,10 +31,19 @@ class _Api(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        query = parse_qs(url.query).get("query", [""])[0]
+        self._answer(url.path, parse_qs(url.query), "GET")
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        form = parse_qs(self.rfile.read(length).decode())
+        self._answer(urlparse(self.path).path, form, "POST")
+
+    def _answer(self, path: str, params: dict[str, list[str]], method: str) -> None:
+        query = (params.get("query") or params.get("match[]") or [""])[0]
         type(self).seen.append(
-            {"path": url.path, "query": query, "auth": self.headers["Authorization"]}
-        )
+            {"path": path, "query": query, "auth": self.headers["Authorization"],
+             "method": method, "params": params}
+        )  # fmt: skip
         code, body = type(self).answers.get(
             query, (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
         )
@@ -153,3 +162,46 @@ def test_tls_with_a_ca_from_the_secret_and_without(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_range_queries_series_and_long_queries_as_post(api: str) -> None:
+    matrix = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {"metric": {"le": "0.1"}, "values": [[100, "1"], [110, "NaN"], [120, "3"]]},
+                {"metric": {"le": "+Inf"}, "values": [[100, "2"], [120, "4"]]},
+            ],
+        },
+    }
+    series = {"status": "success", "data": [{"__name__": "vllm:x_count", "pod": "a"}]}
+    long = 'sum(rate(x{node=~"' + "|".join(f"node-{i:04d}" for i in range(600)) + '"}[5m]))'
+    _Api.answers = {
+        "range": (200, matrix),
+        "vllm_x": (200, series),
+        long: (200, _vector(({}, "5"))),
+    }
+    client = PrometheusClient(api)
+    got = client.query_range("range", 100.0, 120.0, 10.0)
+    assert [s.labels for s in got] == [{"le": "0.1"}, {"le": "+Inf"}]
+    assert got[0].points == [(100.0, 1.0), (120.0, 3.0)]  # NaN points dropped
+    assert _Api.seen[-1]["path"] == "/api/v1/query_range"
+    assert _Api.seen[-1]["params"]["step"] == ["10"] and _Api.seen[-1]["method"] == "GET"
+    assert client.series(["vllm_x"], 0.0, 100.0) == [{"__name__": "vllm:x_count", "pod": "a"}]
+    assert _Api.seen[-1]["path"] == "/api/v1/series"
+    # a query too long for a URL goes as a form POST, answered the same
+    assert client.query_value(long) == 5.0
+    assert _Api.seen[-1]["method"] == "POST" and _Api.seen[-1]["query"] == long
+    with pytest.raises(PrometheusResponseError, match="range query gives a matrix"):
+        client.query_range("empty-vector", 0.0, 1.0, 1.0)
+
+
+def test_an_oversized_answer_is_refused_unread(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_thresholds.adaptation import prometheus
+
+    monkeypatch.setattr(prometheus, "MAX_RESPONSE_BYTES", 1000)
+    big = _vector(*[({"pod": f"p{i}"}, "1") for i in range(100)])
+    _Api.answers = {"big": (200, big)}
+    with pytest.raises(PrometheusResponseError, match="answer larger than"):
+        PrometheusClient(api).query("big")

@@ -13,7 +13,8 @@ from typing import Any
 
 from operator_fakes import MemoryApi
 
-from inference_thresholds.adaptation.state import Observation, advance
+from inference_thresholds.adaptation.histogram import Distribution
+from inference_thresholds.adaptation.state import ClassObservation, Observation, Reading, advance
 from inference_thresholds.api.adaptation import AdaptationStatus
 from inference_thresholds.api.crd import InferenceThresholdsSpec
 from inference_thresholds.controller.configmap import (
@@ -193,13 +194,16 @@ def _learned(factor: float) -> AdaptationStatus:
     run = Pass()
     run(_body(spec))
     state = run.cr.adaptation
-    assert state is not None and state.basis.expected_decode_tokens_per_second is not None
+    assert state is not None and len(state.classes) == 1
+    entry = state.classes[0]
+    expected = entry.basis.expected_decode_tokens_per_second
+    assert expected is not None
     aspec = InferenceThresholdsSpec.model_validate(spec).adaptation
     for i in range(30):
-        obs = Observation(
-            {"decode": factor * state.basis.expected_decode_tokens_per_second}, {"decode": "q"}
-        )
-        state, _ = advance(state, aspec, obs, 1_800_000_000.0 + 10 * i)
+        t = 1_800_000_000.0 + 10 * i
+        live = {"decode": Reading(t, Distribution.point(1 / (factor * expected)))}
+        obs = Observation({entry.name: ClassObservation(live=live, queries={"decode": "q"})})
+        state = advance(state, aspec, obs, t).state
     return state
 
 
@@ -210,10 +214,11 @@ def test_learned_state_reaches_the_configmap_and_status_in_one_pass() -> None:
         "halfLife": "30s", "minSamples": 2, "maxStepPercent": 10}}  # fmt: skip
     run = Pass(cr=CrState(adaptation=learned))
     assert run(_body(spec)) is True
+    threshold = learned.classes[0].decode.threshold
     doc = json.loads(run.api.configmaps[("ns", "demo-thresholds")]["data"]["thresholds.json"])
-    assert doc["effective"]["minTokensPerSecond"] == learned.decode.threshold
-    assert run.status()["effective"]["minTokensPerSecond"] == learned.decode.threshold
-    assert run.status()["adaptation"]["decode"]["threshold"] == learned.decode.threshold
+    assert doc["effective"]["minTokensPerSecond"] == threshold
+    assert run.status()["effective"]["minTokensPerSecond"] == threshold
+    assert run.status()["adaptation"]["classes"][0]["decode"]["threshold"] == threshold
     assert run.cr.adaptation is not None  # rebased state handed back to the adaptation loop
     assert run.condition("Adapted")[0] == "True"
     # Switched off: learned state dropped from memory and status.

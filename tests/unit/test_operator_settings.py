@@ -44,3 +44,18 @@ def test_operator_crd_command_prints_the_crd(capsys: pytest.CaptureFixture[str])
 
     assert main(["operator", "crd"]) == 0
     assert "kind: CustomResourceDefinition" in capsys.readouterr().out
+
+
+def test_default_prometheus_url_from_env_or_flag_is_checked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference_thresholds.cli.main import main
+
+    env = {"INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL": "http://prom.monitoring.svc:9090"}
+    assert OperatorConfig.from_env(env).prometheus_url == "http://prom.monitoring.svc:9090"
+    assert OperatorConfig.from_env({}).prometheus_url is None
+    with pytest.raises(ValueError, match="INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL"):
+        OperatorConfig.from_env({"INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL": "prom:9090"})
+    monkeypatch.delenv("INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL", raising=False)
+    assert main(["operator", "run", "--prometheus-url", "prom:9090"]) == 2
+    assert "--prometheus-url='prom:9090': expected an http(s) URL" in capsys.readouterr().err

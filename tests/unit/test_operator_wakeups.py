@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from operator_fakes import empty_operator_state
+
 from inference_thresholds.api.crd import NodeSelector
 from inference_thresholds.controller import wakeups
 from inference_thresholds.controller.configmap import (
@@ -14,23 +16,9 @@ from inference_thresholds.controller.configmap import (
     OWNER_LABEL,
     data_hash,
 )
-from inference_thresholds.controller.kube import Kube
-from inference_thresholds.controller.metrics import OperatorMetrics
 from inference_thresholds.controller.node_index import Selection, node_inputs
-from inference_thresholds.controller.operator_state import OperatorState
-from inference_thresholds.controller.policy_source import PolicySource
-from inference_thresholds.controller.settings import OperatorConfig
 
 KEY = ("ns", "cr")
-
-
-def _state() -> OperatorState:
-    return OperatorState(
-        config=OperatorConfig(),
-        kube=Kube(api_client=None),  # type: ignore[arg-type]  # no request is made
-        policy=PolicySource(None),
-        metrics=OperatorMetrics(),
-    )
 
 
 def _node(labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -57,7 +45,7 @@ def _configmap(data: dict[str, str], content: str = "abc", uid: str = "u1") -> d
 
 
 def test_node_events_without_a_change_wake_nobody() -> None:
-    state = _state()
+    state = empty_operator_state()
     cr = state.enter(KEY)
     state.nodes.apply("n1", node_inputs(_node({"pool": "a"})))
     cr.selection = Selection(NodeSelector(match_labels={"pool": "a"}), 1)
@@ -79,7 +67,7 @@ def test_node_events_without_a_change_wake_nobody() -> None:
 
 
 def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
-    state = _state()
+    state = empty_operator_state()
     cr = state.enter(KEY)
     cr.configmap_content = ("u1", "abc")
     data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}

@@ -1,7 +1,8 @@
-"""Exponentially decaying aggregate of one signal, with an explicit confidence.
+"""Exponentially decaying history of one signal, with an explicit confidence.
 
 Like the Vertical Pod Autoscaler's recommender, older samples count less: a sample
-``halfLife`` old weighs half of a fresh one. Each new sample weighs 1, so the decayed
+``halfLife`` old weighs half of a fresh one, and the level is read at a quantile of the
+decayed distribution (``histogram.py``). Each new sample weighs 1, so the decayed
 total weight ``W`` approaches ``W_inf = 1 / (1 - 2^(-interval/halfLife))`` when samples
 arrive every interval forever. Confidence is ``min(1, W / W_inf)``: after a history of
 ``t`` at a steady rate it equals ``1 - 2^(-t/halfLife)`` (0.5 after one half-life, 0.75
@@ -13,6 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..api.adaptation import SignalState
+from . import histogram
+from .histogram import Distribution
 
 
 def rfc3339(ts: float) -> str:
@@ -39,27 +42,36 @@ def confidence(weight: float, interval: float, half_life: float) -> float:
 
 
 def add_sample(
-    state: SignalState, value: float, now: float, *, interval: float, half_life: float
+    state: SignalState,
+    dist: Distribution,
+    now: float,
+    *,
+    interval: float,
+    half_life: float,
+    weight: float = 1.0,
 ) -> SignalState:
-    """Decay the aggregate to ``now`` and add ``value`` with weight 1 (West's update)."""
+    """Decay the history to ``now`` and add one interval's distribution with ``weight``.
+
+    A sample older than the last one (never expected: seeding goes in time order) is
+    decayed by its age instead of aging the history.
+    """
     last = parse_time(state.last_sample_time)
-    k = 1.0 if last is None else decay(now - last, half_life)
-    old_w = state.weight * k
-    old_mean = state.mean if state.mean is not None else value
-    old_s = (state.variance or 0.0) * old_w  # sum of weighted squared deviations
-    new_w = old_w + 1.0
-    new_mean = old_mean + (value - old_mean) / new_w
-    new_s = old_s + (value - old_mean) * (value - new_mean)
+    hist = histogram.from_wire(state.histogram)
+    if last is not None and now >= last:
+        hist = histogram.scale(hist, decay(now - last, half_life))
+    elif last is not None:
+        weight *= decay(last - now, half_life)
+    hist = histogram.add(hist, dist, weight)
+    total = sum(hist.values())
+    stamp = rfc3339(max(now, last or now))
     return state.model_copy(
         update={
             "samples": state.samples + 1,
-            "weight": new_w,
-            "mean": new_mean,
-            "variance": max(0.0, new_s / new_w),
-            "last_value": value,
+            "weight": total,
+            "histogram": histogram.to_wire(hist),
             "first_sample_time": state.first_sample_time or rfc3339(now),
-            "last_sample_time": rfc3339(now),
-            "confidence": confidence(new_w, interval, half_life),
+            "last_sample_time": stamp,
+            "confidence": confidence(total, interval, half_life),
         }
     )
 

@@ -24,6 +24,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+MAX_HISTORY_SECONDS = 30 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -46,9 +47,17 @@ class MetricsSource(StrEnum):
     """Which runtime's metric names the observed-performance queries use."""
 
     VLLM = "vllm"
+    SGLANG = "sglang"
     LLAMA_CPP_SERVER = "llama-cpp-server"
     BITNET_CPP = "bitnet-cpp"
     CUSTOM = "custom"
+
+
+class AdaptationMode(StrEnum):
+    """Whether learned thresholds reach the ConfigMap (VPA's updateMode Off vs Auto)."""
+
+    RECOMMEND = "Recommend"
+    APPLY = "Apply"
 
 
 class MatchOperator(StrEnum):
@@ -78,15 +87,19 @@ class PrometheusTls(WireModel):
     )
 
 
+PROMETHEUS_URL_PATTERN = r"^https?://[^\s]+$"
+
+
 class PrometheusEndpoint(WireModel):
     """Where observed performance is read from (the Prometheus HTTP API)."""
 
     url: str = Field(
         min_length=8,
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
+        pattern=PROMETHEUS_URL_PATTERN,
         description="Base URL of the Prometheus HTTP API, e.g. "
-        "http://prometheus.monitoring.svc:9090 (the operator calls <url>/api/v1/query).",
+        "http://prometheus.monitoring.svc:9090 (the operator calls <url>/api/v1/query, "
+        "query_range and series).",
     )
     bearer_token_secret_ref: SecretKeyRef | None = Field(
         None,
@@ -184,15 +197,23 @@ class AdaptationSpec(WireModel):
     """
 
     enabled: bool = Field(
-        False, description="Move thresholds toward observed performance within bounds."
+        False, description="Learn thresholds from observed performance within bounds."
+    )
+    mode: AdaptationMode = Field(
+        AdaptationMode.APPLY,
+        description="Apply: learned thresholds replace computed ones in the ConfigMap. "
+        "Recommend: they are only shown (status.adaptation, ThresholdRecommended Events); "
+        "the ConfigMap keeps the computed thresholds (as VPA's updateMode Off).",
     )
     prometheus: PrometheusEndpoint | None = Field(
-        None, description="The Prometheus to query; required when enabled."
+        None,
+        description="The Prometheus to query; unset: the operator's default "
+        "(--prometheus-url, chart value operator.prometheus.url).",
     )
     source: MetricsSource = Field(
         MetricsSource.VLLM,
-        description="Metric-name preset: vllm, llama-cpp-server, bitnet-cpp (llama.cpp server "
-        "metrics), or custom (set queries).",
+        description="Metric-name preset: vllm (old and new metric names), sglang, "
+        "llama-cpp-server, bitnet-cpp (llama.cpp server metrics), or custom (set queries).",
     )
     queries: CustomQueries = Field(
         default_factory=CustomQueries,
@@ -204,8 +225,25 @@ class AdaptationSpec(WireModel):
         description="Label matchers selecting this deployment's series, e.g. "
         "[{label: namespace, value: ml}, {label: model_name, value: llama-3.1-8b}].",
     )
+    node_label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=_LABEL_NAME,
+        description="Prometheus label carrying the node name of each series (e.g. node, set "
+        "by a relabeling of __meta_kubernetes_pod_node_name). Set: each hardware class "
+        "adapts from the series of its own nodes. Unset: one deployment-wide observation "
+        "adapts the effective class only.",
+    )
     interval: str = Field(
         "1m", pattern=_DURATION, description="How often Prometheus is queried (one sample each)."
+    )
+    history: str = Field(
+        "24h",
+        pattern=_DURATION,
+        description="How far back a new resource (or a newly selected class) loads its "
+        "history with a range query, so thresholds move from the first interval; 0s "
+        "disables. At most 30d and 500 points (the step grows to fit).",
     )
     window: str = Field("5m", pattern=_DURATION, description="Rate window of each sample's query.")
     half_life: str = Field(
@@ -219,8 +257,20 @@ class AdaptationSpec(WireModel):
     max_step_percent: float = Field(
         5.0, gt=0, le=100, description="Largest relative move of a threshold per interval, %."
     )
+    decode_quantile: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Quantile of the time between tokens whose inverse is the observed "
+        "decode speed (0.5: median; 0.9: the speed 90% of tokens reach), read from the "
+        "decayed history of the runtime's histogram.",
+    )
     ttft_quantile: float = Field(
-        0.9, gt=0, lt=1, description="Quantile of time to first token that is observed."
+        0.9,
+        gt=0,
+        lt=1,
+        description="Quantile of time to first token that is observed (from the decayed "
+        "history of the runtime's histogram).",
     )
     floors: AdaptationBounds = Field(
         default_factory=AdaptationBounds,
@@ -244,8 +294,6 @@ class AdaptationSpec(WireModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> AdaptationSpec:
-        if self.enabled and self.prometheus is None:
-            raise ValueError("adaptation.prometheus.url is required when adaptation is enabled")
         if self.source is MetricsSource.CUSTOM and not (
             self.queries.decode_tokens_per_second or self.queries.time_to_first_token_seconds
         ):
@@ -264,6 +312,8 @@ class AdaptationSpec(WireModel):
             raise ValueError("adaptation.interval must be at least 1s")
         if parse_duration(self.half_life) <= 0:
             raise ValueError("adaptation.halfLife must be positive")
+        if parse_duration(self.history) > MAX_HISTORY_SECONDS:
+            raise ValueError("adaptation.history must be at most 30d")
         return self
 
     @property
@@ -278,15 +328,15 @@ class AdaptationSpec(WireModel):
     def half_life_seconds(self) -> float:
         return parse_duration(self.half_life)
 
+    @property
+    def history_seconds(self) -> float:
+        return parse_duration(self.history)
 
-# CEL rules (paths as in crd.CEL_RULES) mirroring the validator above.
+
+# CEL rules (paths as in crd.CEL_RULES) mirroring the validator above. (Durations are
+# checked by pattern; their bounds, like history <= 30d, by the operator: InvalidSpec.)
 ADAPTATION_CEL_RULES: dict[str, list[dict[str, Any]]] = {
     "spec.adaptation": [
-        {
-            "rule": "!self.enabled || has(self.prometheus)",
-            "message": "adaptation.prometheus.url is required when adaptation is enabled",
-            "fieldPath": ".prometheus",
-        },
         {
             "rule": "self.source != 'custom' || has(self.queries.decodeTokensPerSecond) || "
             "has(self.queries.timeToFirstTokenSeconds)",
@@ -317,14 +367,27 @@ ADAPTATION_CEL_RULES: dict[str, list[dict[str, Any]]] = {
 
 
 class SignalState(WireModel):
-    """Decayed aggregate of one observed signal and the threshold it drives."""
+    """Decayed history of one observed signal and the threshold it drives."""
 
-    query: str = Field("", description="The PromQL evaluated each interval.")
-    samples: int = Field(0, ge=0, description="Samples seen since the last reset (not decayed).")
+    query: str = Field("", max_length=8192, description="The PromQL evaluated each interval.")
+    samples: int = Field(
+        0, ge=0, description="Intervals with data since the last reset (not decayed)."
+    )
     weight: float = Field(0.0, ge=0, description="Sum of decayed sample weights (1 per sample).")
-    mean: float | None = Field(None, description="Decay-weighted mean of the samples.")
-    variance: float | None = Field(None, ge=0, description="Decay-weighted variance.")
-    last_value: float | None = Field(None, description="Most recent sample.")
+    histogram: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=400,
+        description="Decayed distribution of the signal in seconds: bucket index i covers "
+        "[1e-4 x 1.05^i, 1e-4 x 1.05^(i+1)) s; each interval's distribution weighs 1.",
+    )
+    observed: float | None = Field(
+        None,
+        description="The observed level at the configured quantile of the decayed history "
+        "(tok/s for decode, ms for TTFT).",
+    )
+    last_value: float | None = Field(
+        None, description="The same quantile of the latest interval alone."
+    )
     first_sample_time: str | None = Field(None, description="First sample since reset (RFC 3339).")
     last_sample_time: str | None = Field(None, description="Most recent sample (RFC 3339).")
     confidence: float = Field(
@@ -337,9 +400,13 @@ class SignalState(WireModel):
     target: float | None = Field(
         None, description="computed + confidence x (observed x slack - computed)."
     )
-    threshold: float | None = Field(None, description="The adapted threshold value now.")
+    threshold: float | None = Field(
+        None, description="The learned threshold now (applied, or recommended only)."
+    )
     last_move_time: str | None = Field(None, description="When the threshold last moved.")
-    note: str = Field("", description="Why the threshold moved or held at the last interval.")
+    note: str = Field(
+        "", max_length=1024, description="Why the threshold moved or held at the last interval."
+    )
 
 
 class AdaptationBasis(WireModel):
@@ -359,21 +426,40 @@ class AdaptationBasis(WireModel):
     )
 
 
-class AdaptationStatus(WireModel):
-    """Learned state (survives operator restarts) and the adapted thresholds."""
+class ClassAdaptation(WireModel):
+    """What was learned for one hardware class."""
 
-    reset_token: str | None = Field(None, description="spec.adaptation.resetToken last applied.")
+    name: str = Field(max_length=253, description="The hardware class (as in status.classes).")
     basis: AdaptationBasis = Field(
         default_factory=AdaptationBasis, description="Engine numbers the state is built on."
     )
     decode: SignalState = Field(
-        default_factory=SignalState, description="Observed decode tokens/s per sequence."
+        default_factory=SignalState, description="Observed decode speed per sequence."
     )
     ttft: SignalState = Field(
-        default_factory=SignalState, description="Observed time to first token, ms."
+        default_factory=SignalState, description="Observed time to first token."
     )
     thresholds: Thresholds = Field(
-        default_factory=Thresholds, description="Adapted thresholds (effective class)."
+        default_factory=Thresholds,
+        description="Learned thresholds of this class (in the ConfigMap in mode Apply).",
+    )
+    seeded: bool = Field(
+        False,
+        description="Whether history was loaded from Prometheus (once, when the class "
+        "first adapts; not after a reset or a new expectation).",
+    )
+
+
+class AdaptationStatus(WireModel):
+    """Learned state per hardware class (survives operator restarts)."""
+
+    reset_token: str | None = Field(None, description="spec.adaptation.resetToken last applied.")
+    mode: AdaptationMode = Field(AdaptationMode.APPLY, description="spec.adaptation.mode in use.")
+    classes: list[ClassAdaptation] = Field(
+        default_factory=list,
+        max_length=64,
+        description="One entry per adapted class: every feasible class with nodeLabel "
+        "(at most 16), else the effective class.",
     )
     healthy: bool = Field(True, description="Whether the last interval's queries succeeded.")
     reason: str = Field(
@@ -384,3 +470,6 @@ class AdaptationStatus(WireModel):
     )
     message: str = Field("", max_length=4096, description="Explanation for people.")
     last_query_time: str | None = Field(None, description="Last Prometheus query (RFC 3339).")
+
+    def entry(self, name: str) -> ClassAdaptation | None:
+        return next((c for c in self.classes if c.name == name), None)

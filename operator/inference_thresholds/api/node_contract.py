@@ -30,6 +30,10 @@ PROFILE_ANNOTATION = LABEL_PREFIX + "profile"
 OWNED_LABELS_ANNOTATION = LABEL_PREFIX + "owned-labels"
 """Comma-separated label keys the agent published last (it removes only these)."""
 
+AGENT_ANNOTATIONS = (PROFILE_ANNOTATION, OWNED_LABELS_ANNOTATION)
+"""Every annotation the agent writes: ``node-agent prune`` removes exactly these (and the
+labels listed in the owned-labels annotation)."""
+
 # --- Kubernetes label syntax --------------------------------------------------------------
 
 LABEL_VALUE_MAX = 63

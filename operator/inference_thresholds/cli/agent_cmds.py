@@ -82,7 +82,49 @@ def register(subparsers: Any) -> None:
         "--metrics-address", default="0.0.0.0", help="address the metrics server binds to"
     )
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.add_argument(
+        "--labels-include",
+        metavar="REGEX",
+        default=os.environ.get("INFERENCE_THRESHOLDS_AGENT_LABELS_INCLUDE"),
+        help="publish only labels whose name (after hw.inference.dev/) matches, as NFD's "
+        "labelWhiteList (re.search; anchor with ^ and $); the profile annotation keeps all",
+    )
+    run.add_argument(
+        "--labels-exclude",
+        metavar="REGEX",
+        default=os.environ.get("INFERENCE_THRESHOLDS_AGENT_LABELS_EXCLUDE"),
+        help="never publish labels whose name matches (wins over --labels-include), "
+        r"e.g. '^gpu\.' where GPU Feature Discovery labels GPUs already",
+    )
     run.set_defaults(func=_run)
+
+    prune = agent_sub.add_parser(
+        "prune",
+        help="remove the agent's labels and annotations from nodes (uninstall)",
+        description="Remove the labels listed in each node's hw.inference.dev/owned-labels "
+        "annotation and the agent's annotations; nothing else. Writes only to nodes that "
+        "carry something of ours. Exit 0 when every node is clean.",
+    )
+    which = prune.add_mutually_exclusive_group(required=True)
+    which.add_argument("--node-name", help="prune this node only")
+    which.add_argument("--all-nodes", action="store_true", help="prune every node")
+    prune.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
+    prune.add_argument(
+        "--wait-for-agents",
+        metavar="SELECTOR",
+        help="first wait until no pod matches this label selector in --agent-namespace "
+        "(a terminating agent would publish again)",
+    )
+    prune.add_argument(
+        "--agent-namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="namespace of the agent pods (default: $POD_NAMESPACE)",
+    )
+    prune.add_argument(
+        "--wait-timeout", type=float, default=120.0, help="seconds to wait for the agents"
+    )
+    prune.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    prune.set_defaults(func=_prune)
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -114,24 +156,23 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--interval must be positive seconds, got {args.interval}")
     if not 0 <= args.metrics_port <= 65535:
         raise CliError(f"--metrics-port must be 0-65535, got {args.metrics_port}")
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         from inference_thresholds_agent.agent import Agent, serve_http
-        from inference_thresholds_agent.kube_rest import connect
+        from inference_thresholds_agent.labels import LabelFilter
         from inference_thresholds_agent.profile import Detector, Scope
     except ImportError as exc:
         raise CliError(
             f"the node agent needs its extra ({exc}); install inference-thresholds[agent]"
         ) from exc
-
     try:
-        api = connect(args.kubeconfig)
-    except Exception as exc:  # kubeconfig errors come in many exception types
-        raise CliError(f"cannot load Kubernetes credentials: {exc}") from exc
+        allowed = LabelFilter.parse(args.labels_include, args.labels_exclude)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from exc
+    _log(args.log_level)
+
+    api = _connect(args.kubeconfig)
     detector = Detector(args.root, probe_bandwidth=args.probe_bandwidth, scope=Scope.NODE)
-    agent = Agent(args.node_name, api, detector, interval_s=args.interval)
+    agent = Agent(args.node_name, api, detector, interval_s=args.interval, labels=allowed)
     if args.once:
         result = agent.tick()
         state = "wrote" if result.wrote else "unchanged"
@@ -150,3 +191,43 @@ def _run(args: argparse.Namespace) -> int:
         if server is not None:
             server.shutdown()
     return 0
+
+
+def _log(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _connect(kubeconfig: str | None) -> Any:
+    from inference_thresholds_agent.kube_rest import connect
+
+    try:
+        return connect(kubeconfig)
+    except Exception as exc:  # kubeconfig errors come in many exception types
+        raise CliError(f"cannot load Kubernetes credentials: {exc}") from exc
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if args.wait_for_agents and not args.agent_namespace:
+        raise CliError("--wait-for-agents needs --agent-namespace (or $POD_NAMESPACE)")
+    if args.wait_timeout < 0:
+        raise CliError(f"--wait-timeout must be >= 0 seconds, got {args.wait_timeout}")
+    _log(args.log_level)
+    from inference_thresholds_agent.prune import prune_nodes, wait_for_agents
+
+    api = _connect(args.kubeconfig)
+    try:
+        if args.wait_for_agents and not wait_for_agents(
+            api, args.agent_namespace, args.wait_for_agents, args.wait_timeout
+        ):
+            print(
+                f"warning: agent pods ({args.wait_for_agents}) still running after "
+                f"{args.wait_timeout:g} s; pruning anyway",
+                file=sys.stderr,
+            )
+        nodes = [api.get_node(args.node_name)] if args.node_name else api.list_nodes()
+    except Exception as exc:  # API errors come in several types (ours, the client's)
+        print(f"error: reading nodes: {exc}", file=sys.stderr)
+        return 1
+    report = prune_nodes(api, nodes)
+    print(report.summary())
+    return 0 if report.ok else 1

@@ -92,11 +92,37 @@ def register(subparsers: Any) -> None:
         help="the Lease's namespace (default $POD_NAMESPACE); "
         "env INFERENCE_THRESHOLDS_OPERATOR_LEASE_NAMESPACE",
     )
+    run.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="default Prometheus for spec.adaptation (a CR's prometheus.url wins); "
+        "env INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.set_defaults(func=_run)
 
     crd = op_sub.add_parser("crd", help="print the InferenceThresholds CRD (YAML)")
     crd.set_defaults(func=_crd)
+
+    check = op_sub.add_parser(
+        "check",
+        help="check an installation: CRD, operator rollout, /metrics (what `helm test` runs)",
+        description="Each requested check prints ok or FAIL with the fix; exit 0 when all pass, "
+        "1 when one fails.",
+    )
+    check.add_argument(
+        "--crd", action="store_true", help="the CRD is installed, Established and current"
+    )
+    check.add_argument(
+        "--deployment", metavar="NS/NAME", help="the operator Deployment is rolled out"
+    )
+    check.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="the operator's /metrics answers with inference_thresholds_build_info",
+    )
+    check.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster)")
+    check.set_defaults(func=_check)
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -117,6 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         ) from exc
     try:
         config = settings.OperatorConfig.from_env()
+        if args.prometheus_url:
+            settings.check_prometheus_url(args.prometheus_url, "--prometheus-url")
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     namespaces = () if args.all_namespaces else tuple(args.namespace or ())
@@ -131,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         lease_name=args.lease_name,
         lease_namespace=args.lease_namespace,
+        prometheus_url=args.prometheus_url,
     )
     if config.policy_path and not os.path.isfile(config.policy_path):
         raise CliError(f"--policy {config.policy_path}: no such file")
@@ -163,3 +192,30 @@ def _run(args: argparse.Namespace) -> int:
         "namespaces": list(config.namespaces),
     }
     return asyncio.run(serve(config, kopf_options=options))
+
+
+def _check(args: argparse.Namespace) -> int:
+    if not (args.crd or args.deployment or args.metrics_url):
+        raise CliError("nothing to check: give --crd, --deployment NS/NAME and/or --metrics-url")
+    if args.deployment and "/" not in args.deployment:
+        raise CliError(f"--deployment {args.deployment}: expected NAMESPACE/NAME")
+    from .health_check import run_checks
+
+    try:
+        results = run_checks(
+            kubeconfig=args.kubeconfig,
+            crd=args.crd,
+            deployment=args.deployment,
+            metrics_url=args.metrics_url,
+        )
+    except Exception as exc:  # credentials and API errors come in many types
+        print(f"FAIL: cannot reach the Kubernetes API: {exc}")
+        return 1
+    failed = False
+    for name, problems in results:
+        for problem in problems:
+            print(f"FAIL: {name}: {problem}")
+        if not problems:
+            print(f"ok: {name}")
+        failed = failed or bool(problems)
+    return 1 if failed else 0

@@ -1,12 +1,14 @@
 """The adaptation loop: one per InferenceThresholds with adaptation or alert rules enabled.
 
-Every ``interval`` it queries Prometheus (in a thread: the client is blocking), folds the
-observation into the learned state and hands the new state to the reconcile loop, whose
-planning writes the adapted thresholds into the ConfigMap and the state into status in
-one go (see ``plan_adaptation.py``). It posts one Event per threshold move and one per
-change of health, and keeps the CR's PrometheusRule in line. Prometheus unreachable,
-refused credentials or a bad query: the state records the reason (``Adapted=False``),
-thresholds are held, the loop carries on.
+Every ``interval`` it queries Prometheus (in a thread: the client is blocking) for each
+adapted class — first its history with a range query, once — folds the observation into
+the learned state and hands the new state to the reconcile loop, whose planning writes
+the learned thresholds into the ConfigMap (mode Apply) and the state into status in one
+go (see ``plan_adaptation.py``). It posts one Event per move or recommendation, one per
+history load and one per change of health, and keeps the CR's PrometheusRule in line.
+Prometheus unreachable or not configured, refused credentials, a bad query, metrics that
+do not exist: the state records the reason (``Adapted=False``), thresholds are held, the
+loop carries on.
 """
 
 from __future__ import annotations
@@ -15,28 +17,34 @@ import asyncio
 import base64
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from ..adaptation import state as adapt
 from ..adaptation.prometheus import PrometheusClient, PrometheusError
-from ..api.adaptation import AdaptationSpec, AdaptationStatus, SecretKeyRef, parse_duration
+from ..api.adaptation import AdaptationSpec, SecretKeyRef, parse_duration
 from ..api.crd import InferenceThresholdsSpec
 from . import alert_rules
 from .events import DecisionEvent, Poster
 from .kube import Kube
-from .operator_state import CrKey, OperatorState
+from .operator_state import CrState, OperatorState
 from .plan_adaptation import interval_events, overridden_fields
+from .stopper import Stopper, StopReason
 
 FIRST_QUERY_DELAY = 1.0  # seconds after start, so a fresh CR reports soon
+NOT_READY_DELAY = 1.0  # no learned state yet (first reconcile pending): look again soon
 
 
 class CredentialsError(PrometheusError):
     reason = "PrometheusCredentialsMissing"
+
+
+class NotConfigured(PrometheusError):
+    reason = "PrometheusNotConfigured"
 
 
 def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> str:
@@ -53,9 +61,17 @@ def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> s
     return base64.b64decode(raw).decode().strip()
 
 
-def make_client(kube: Kube, namespace: str, spec: AdaptationSpec) -> PrometheusClient:
+def make_client(
+    kube: Kube, namespace: str, spec: AdaptationSpec, default_url: str | None
+) -> PrometheusClient:
     prom = spec.prometheus
-    assert prom is not None  # validated: enabled implies prometheus
+    if prom is None:
+        if default_url is None:
+            raise NotConfigured(
+                "no Prometheus: set spec.adaptation.prometheus.url, or the operator's default "
+                "(chart value operator.prometheus.url, flag --prometheus-url)"
+            )
+        return PrometheusClient(default_url)
     token = ca = None
     if prom.bearer_token_secret_ref is not None:
         token = _secret_value(
@@ -72,17 +88,24 @@ def make_client(kube: Kube, namespace: str, spec: AdaptationSpec) -> PrometheusC
     )
 
 
-def observe(kube: Kube, namespace: str, spec: AdaptationSpec) -> adapt.Observation:
+def observe(
+    kube: Kube,
+    namespace: str,
+    spec: AdaptationSpec,
+    default_url: str | None,
+    targets: list[adapt.Target],
+    now: float,
+) -> adapt.Observation:
     """Blocking: credentials, then the queries; every failure becomes an Observation."""
     try:
-        client = make_client(kube, namespace, spec)
+        client = make_client(kube, namespace, spec, default_url)
     except PrometheusError as exc:
         return adapt.Observation(error=exc)
-    return adapt.fetch(spec, client.query_value)
+    return adapt.fetch(spec, targets, client, now)
 
 
-def wanted(spec: kopf.Spec, **_: Any) -> bool:
-    """The loop runs while adaptation or alert rules are enabled (a kopf ``when`` filter)."""
+def wanted(spec: Mapping[str, Any]) -> bool:
+    """The loop runs while adaptation or alert rules are enabled."""
     adaptation = spec.get("adaptation") or {}
     return bool(adaptation.get("enabled") or (adaptation.get("alertRules") or {}).get("enabled"))
 
@@ -130,18 +153,11 @@ class _Rules:
             alert_rules.remove(self.kube, self.namespace, self.name, self.uid)
 
 
-async def run(
-    state: OperatorState,
-    body: kopf.Body,
-    namespace: str,
-    name: str,
-    uid: str,
-    stopped: kopf.DaemonStopped,
-    post: Poster,
-) -> None:
+async def run(state: OperatorState, cr: CrState, stopped: Stopper, post: Poster) -> None:
     """Query, learn and hand over the state every interval until ``stopped``."""
-    key = (namespace, name)
-    rules = _Rules(state.kube, namespace, name, uid)
+    key = cr.key
+    namespace, name = key
+    rules = _Rules(state.kube, namespace, name, cr.uid)
     delay = FIRST_QUERY_DELAY
     try:
         while not stopped:
@@ -149,32 +165,36 @@ async def run(
             if stopped:
                 break
             try:
-                full = InferenceThresholdsSpec.model_validate(dict(body.get("spec") or {}))
+                full = InferenceThresholdsSpec.model_validate(dict(cr.body.get("spec") or {}))
             except ValidationError:
                 delay = 5.0  # the reconcile reports the invalid spec; check again soon
                 continue
             spec = full.adaptation
             delay = spec.interval_seconds
             await rules.step(spec, post)
-            if not spec.enabled or _learned(state, key) is None:
-                continue  # alert rules only, or no state rebased yet (no feasible class)
-            obs = await asyncio.to_thread(observe, state.kube, namespace, spec)
+            if not spec.enabled:
+                continue  # alert rules only
+            learned = cr.adaptation
+            if learned is None or not learned.classes:
+                delay = min(delay, NOT_READY_DELAY)  # no feasible class rebased yet
+                continue
+            targets = [
+                adapt.Target(e.name, cr.class_nodes.get(e.name, ()), e.seeded)
+                for e in learned.classes
+            ]
+            now = time.time()
+            obs = await asyncio.to_thread(
+                observe, state.kube, namespace, spec, state.config.prometheus_url, targets, now
+            )
             # Read the state only now, with no await before the write: a reconcile that
             # rebased it meanwhile is not overwritten by a stale copy.
-            cr = state.crs.get(key)
-            if cr is None or cr.adaptation is None:
+            if state.crs.get(key) is not cr or cr.adaptation is None:
                 continue
             current = cr.adaptation
-            new, moves = adapt.advance(current, spec, obs, time.time(), overridden_fields(full))
-            cr.adaptation = new
-            post(interval_events(current, new, moves))
+            interval = adapt.advance(current, spec, obs, now, overridden_fields(full))
+            cr.adaptation = interval.state
+            post(interval_events(current, interval, spec.mode))
             cr.trigger.set()
     finally:
-        reason = stopped.reason
-        if reason is not None and reason & kopf.DaemonStoppingReason.FILTERS_MISMATCH:
+        if stopped.reason is StopReason.SWITCHED_OFF:
             await asyncio.to_thread(rules.remove_now)  # both switched off: no stale alerts
-
-
-def _learned(state: OperatorState, key: CrKey) -> AdaptationStatus | None:
-    cr = state.crs.get(key)
-    return cr.adaptation if cr is not None else None

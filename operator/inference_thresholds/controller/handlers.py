@@ -4,13 +4,13 @@
 | ------------------ | ------------------------------------------------- | ------------------- |
 | startup / cleanup  | build / release the shared ``OperatorState``      | ``lifecycle.py``    |
 | login              | kopf's credentials = ours                         | ``lifecycle.py``    |
-| CR / CM            | wake the CRs a change affects                     | ``wakeups.py``      |
-| ``reconciler``     | one loop per CR: plan, ConfigMap, status, Events  | ``reconcile_loop``  |
-| ``adaptation``     | one loop per adapting CR: Prometheus -> state     | ``adaptation_loop`` |
+| CM                 | wake the CRs a change affects                     | ``wakeups.py``      |
+| CR                 | start/stop its loops (reconcile, adaptation)      | ``cr_tasks.py``     |
 
-Nodes are not watched through kopf: ``node_watch.py`` lists and watches them (cut down to
-what the operator reads) and wakes the affected CRs. Event handlers are coroutines so they
-run on the loop that owns the CRs' triggers.
+No daemons and no change handlers: kopf then needs no finalizer on the CRs (see
+``cr_tasks.py``). Nodes are not watched through kopf: ``node_watch.py`` lists and watches
+them (cut down to what the operator reads) and wakes the affected CRs. Event handlers
+are coroutines so they run on the loop that owns the CRs' triggers.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from typing import Any
 import kopf
 
 from ..api.crd import GROUP, PLURAL, VERSION
-from . import adaptation_loop, lifecycle, reconcile_loop, wakeups
+from . import cr_tasks, lifecycle, wakeups
 from .configmap import MANAGED_BY, MANAGED_BY_LABEL
-from .events import kopf_poster
 from .operator_state import OperatorState
 from .settings import apply_kopf_settings, current
 
@@ -52,6 +51,7 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if (state := _state(memo)) is not None:
+        await cr_tasks.stop_all(state)
         lifecycle.stop(state)
 
 
@@ -63,10 +63,16 @@ def probe_policy(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def resource_changed(
-    namespace: str | None, name: str, meta: kopf.Meta, status: kopf.Status, memo: Any, **_: Any
+    type: str | None,
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    memo: Any,
+    logger: Any,
+    **_: Any,
 ) -> None:
     if (state := _state(memo)) is not None:
-        wakeups.resource_changed(state, (namespace or "", name), meta, status)
+        cr_tasks.resource_event(state, (namespace or "", name), type, body, logger)
 
 
 @kopf.on.event("v1", "configmaps", labels={MANAGED_BY_LABEL: MANAGED_BY})
@@ -75,46 +81,3 @@ async def configmap_changed(
 ) -> None:
     if (state := _state(memo)) is not None:
         wakeups.configmap_changed(state, namespace or "", body, deleted=type == "DELETED")
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, id="reconciler", cancellation_timeout=10.0)
-async def reconciler(
-    body: kopf.Body,
-    namespace: str | None,
-    name: str,
-    stopped: kopf.DaemonStopped,
-    memo: Any,
-    logger: Any,
-    **_: Any,
-) -> None:
-    state = memo[_STATE]
-    post = kopf_poster(body, logger)
-    await reconcile_loop.run(state, (namespace or "", name), body, stopped, post, logger)
-
-
-# cancellation_backoff: on a stop the loop exits itself (stopped.wait) and its finally
-# block can still delete the PrometheusRule before kopf resorts to cancelling the task.
-@kopf.daemon(
-    GROUP,
-    VERSION,
-    PLURAL,
-    id="adaptation",
-    when=adaptation_loop.wanted,
-    cancellation_backoff=5.0,
-    cancellation_timeout=10.0,
-)
-async def adaptation(
-    body: kopf.Body,
-    namespace: str | None,
-    name: str,
-    uid: str,
-    stopped: kopf.DaemonStopped,
-    memo: kopf.Memo,
-    logger: Any,
-    **_: Any,
-) -> None:
-    state = memo[_STATE]
-    # The CRD is namespaced; kopf's types allow None.
-    await adaptation_loop.run(
-        state, body, namespace or "default", name, uid, stopped, kopf_poster(body, logger)
-    )

@@ -20,6 +20,7 @@ from ..adaptation.state import SIGNALS
 from ..api import Thresholds
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import CONDITION_TYPES, InferenceThresholdsStatus
+from ..build_info import register_build_info
 
 METRIC_PREFIX = "inference_thresholds_"
 
@@ -140,10 +141,11 @@ class OperatorMetrics:
         )
         self.state = StateCollector()
         self.registry.register(self.state)
+        self.build_info = register_build_info(self.registry, "kopf")
 
 
 class AdaptationCollector(Collector):
-    """Observed levels, confidence and observed/expected ratios per CR (no stale series)."""
+    """Observed levels, confidence, ratios and learned thresholds per CR and class."""
 
     def __init__(self, states: Callable[[], Mapping[tuple[str, str], AdaptationStatus]]) -> None:
         self._states = states
@@ -160,41 +162,69 @@ class AdaptationCollector(Collector):
         observed = {
             "decode": _cr_gauge(
                 "observed_decode_tokens_per_second",
-                "Observed decode tokens/s per sequence (decayed mean).",
+                "Observed decode tokens/s per sequence (decodeQuantile of the decayed history).",
+                "class",
             ),
             "ttft": _cr_gauge(
                 "observed_time_to_first_token_seconds",
-                "Observed time to first token, seconds (decayed mean of the quantile).",
+                "Observed time to first token, seconds (ttftQuantile of the decayed history).",
+                "class",
+            ),
+        }
+        learned = {
+            "decode": _cr_gauge(
+                "learned_min_tokens_per_second",
+                "Learned minimum decode tokens/s (applied, or recommended in mode Recommend).",
+                "class",
+                "mode",
+            ),
+            "ttft": _cr_gauge(
+                "learned_max_time_to_first_token_seconds",
+                "Learned maximum time to first token, seconds (applied or recommended).",
+                "class",
+                "mode",
             ),
         }
         ratio = _cr_gauge(
             "observed_to_expected_ratio",
             "Observed level / physical expectation (decode: >1 is faster; ttft: >1 is slower).",
+            "class",
             "signal",
         )
         confidence = _cr_gauge(
             "adaptation_confidence",
             "Confidence in the observed level, 0..1 (1 - 2^(-history/halfLife)).",
+            "class",
             "signal",
         )
-        samples = _cr_gauge("adaptation_samples", "Samples since the last reset.", "signal")
+        samples = _cr_gauge(
+            "adaptation_samples", "Samples since the last reset.", "class", "signal"
+        )
         healthy = _cr_gauge(
             "adaptation_healthy", "1 when the last Prometheus query succeeded, else 0."
         )
         for (ns, name), st in self._snapshot():
             healthy.add_metric([ns, name], 1.0 if st.healthy else 0.0)
-            for sig in SIGNALS:
-                s = getattr(st, sig.name)
-                if not s.query:
-                    continue
-                confidence.add_metric([ns, name, sig.name], s.confidence)
-                samples.add_metric([ns, name, sig.name], float(s.samples))
-                if s.mean is None:
-                    continue
-                scale = 1e-3 if sig.name == "ttft" else 1.0
-                observed[sig.name].add_metric([ns, name], s.mean * scale)
-                expected = getattr(st.basis, sig.expected_field)
-                if expected:
-                    ratio.add_metric([ns, name, sig.name], s.mean / expected)
+            for entry in st.classes:
+                for sig in SIGNALS:
+                    s = getattr(entry, sig.name)
+                    if s.threshold is not None:
+                        scale = 1e-3 if sig.name == "ttft" else 1.0
+                        learned[sig.name].add_metric(
+                            [ns, name, entry.name, st.mode.value], s.threshold * scale
+                        )
+                    if not s.query:
+                        continue
+                    labels = [ns, name, entry.name, sig.name]
+                    confidence.add_metric(labels, s.confidence)
+                    samples.add_metric(labels, float(s.samples))
+                    if s.observed is None:
+                        continue
+                    scale = 1e-3 if sig.name == "ttft" else 1.0
+                    observed[sig.name].add_metric([ns, name, entry.name], s.observed * scale)
+                    expected = getattr(entry.basis, sig.expected_field)
+                    if expected:
+                        ratio.add_metric(labels, s.observed / expected)
         yield from observed.values()
+        yield from learned.values()
         yield from (ratio, confidence, samples, healthy)

@@ -9,8 +9,9 @@ snapshots from the metrics server's thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsStatus
@@ -19,6 +20,7 @@ from .metrics import OperatorMetrics
 from .node_index import NodeIndex, Selection
 from .policy_source import PolicySource
 from .settings import OperatorConfig
+from .stopper import Loop
 from .trigger import Trigger
 
 CrKey = tuple[str, str]
@@ -38,6 +40,12 @@ def new_trigger(config: OperatorConfig) -> Trigger:
 class CrState:
     """What the operator remembers about one CR between reconciles."""
 
+    key: CrKey = ("", "")
+    uid: str = ""
+    # The CR as its latest watch event delivered it (the loops read it each pass).
+    body: Mapping[str, Any] = field(default_factory=dict)
+    # Its running loops by kind ("reconcile", "adaptation"); see cr_tasks.py.
+    loops: dict[str, Loop] = field(default_factory=dict)
     # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
     trigger: Trigger = field(default_factory=lambda: new_trigger(OperatorConfig()))
     # What the last reconcile selected; None until the first one (every node change
@@ -54,6 +62,8 @@ class CrState:
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
+    # The nodes of each adapted class (from the last plan): per-class node matchers.
+    class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
         if self.written is not None and self.written[0] == uid:
@@ -77,17 +87,19 @@ class OperatorState:
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Every per-CR loop task, also those whose CR is already forgotten (stopped at shutdown).
+    loop_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closers: list[Callable[[], object]] = field(default_factory=list)
 
-    def enter(self, key: CrKey) -> CrState:
-        """The CR's state, created for a reconcile loop that starts."""
+    def enter(self, key: CrKey, uid: str = "") -> CrState:
+        """The CR's state, created when its first event arrives."""
         cr = self.crs.get(key)
         if cr is None:
-            cr = self.crs[key] = CrState(new_trigger(self.config))
+            cr = self.crs[key] = CrState(key=key, uid=uid, trigger=new_trigger(self.config))
         return cr
 
     def forget(self, key: CrKey, cr: CrState) -> None:
-        """Drop everything held for a CR whose reconcile loop ended."""
+        """Drop everything held for a CR that was deleted (its loops are being stopped)."""
         # A CR re-created under the same name may already run a new loop: keep its state.
         if self.crs.get(key) is not cr:
             return

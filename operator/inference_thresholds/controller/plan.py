@@ -31,7 +31,7 @@ from ..api.errors import validation_message
 from ..api.thresholds_document import ClassEntry, ThresholdsDocument
 from .classes import summary
 from .node_index import NodeRecord, Selection, select
-from .plan_adaptation import PlanAdaptation, adapt_effective
+from .plan_adaptation import PlanAdaptation, adapt_classes
 
 ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
 ResolveFn = Callable[[ModelSpec], Any]
@@ -111,13 +111,10 @@ def make_plan(
         return plan
 
     best = _pick_effective(plan.classes)
-    adapted, plan.adaptation = adapt_effective(
-        spec, best.result if best is not None else None, adaptation
-    )
-    if best is not None and adapted is not None:
-        best.result = adapted
+    plan.adaptation = adapt_classes(spec, plan.classes, best, adaptation)
+    if best is not None and best.result is not None:
         plan.effective_class = best.name
-        plan.effective = adapted.thresholds
+        plan.effective = best.result.thresholds
     plan.config_map_name = spec.config_map_name(name)
     plan.document = _document(plan)
     return plan

@@ -2,21 +2,39 @@
 
 Single writer: the adaptation loop (``adaptation_loop.py``) only computes the next learned
 state and hands it over in ``CrState.adaptation``; planning rebases that state on the
-engine's numbers and substitutes the adapted thresholds for the effective class before
-the document is built, so the ConfigMap carries them; ``status.py`` writes the state and
-the ``Adapted`` condition in the same status write. Free of kopf and I/O.
+engine's numbers of each adapted class and, in mode Apply, substitutes the learned
+thresholds before the document is built, so the ConfigMap carries them (mode Recommend
+leaves the document as computed); ``status.py`` writes the state and the ``Adapted``
+condition in the same status write. Free of kopf and I/O.
+
+Which classes adapt: with ``nodeLabel`` every feasible class (effective first, at most
+``MAX_CLASSES``), each from its own nodes' series; without, the effective class only,
+from the deployment's series (observations are per deployment then).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..adaptation import state as adapt
 from ..api import ThresholdResult, Thresholds
-from ..api.adaptation import AdaptationStatus
+from ..api.adaptation import AdaptationMode, AdaptationStatus, ClassAdaptation
 from ..api.crd import InferenceThresholdsSpec
 from ..api.result import Decision
 from .events import DecisionEvent
+
+
+class AdaptableClass(Protocol):
+    """What planning knows of a hardware class (``plan.ClassResult``)."""
+
+    name: str
+    nodes: list[str]
+    result: ThresholdResult | None
+
+    @property
+    def feasible(self) -> bool: ...
 
 
 @dataclass
@@ -27,6 +45,8 @@ class PlanAdaptation:
     state: AdaptationStatus | None
     events: list[DecisionEvent] = field(default_factory=list)
     keep_status: bool = False  # invalid spec: status.adaptation stays as it was
+    # The nodes of each adapted class: the adaptation loop's per-class node matchers.
+    class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def kept(cls, state: AdaptationStatus | None) -> PlanAdaptation:
@@ -39,32 +59,65 @@ def overridden_fields(spec: InferenceThresholdsSpec) -> frozenset[str]:
     return frozenset(spec.merged_overrides().model_dump(exclude_none=True))
 
 
-def adapt_effective(
-    spec: InferenceThresholdsSpec, computed: ThresholdResult | None, state: AdaptationStatus | None
-) -> tuple[ThresholdResult | None, PlanAdaptation]:
-    """The effective class's result with adapted thresholds, and what adaptation did.
+def adapted_classes(
+    spec: InferenceThresholdsSpec,
+    classes: Sequence[AdaptableClass],
+    effective: AdaptableClass | None,
+) -> list[AdaptableClass]:
+    if effective is None:
+        return []
+    if spec.adaptation.node_label is None:
+        return [effective]
+    others = sorted((c for c in classes if c.feasible and c is not effective), key=lambda c: c.name)
+    return [effective, *others][: adapt.MAX_CLASSES]
 
-    ``computed`` carries the engine's (unadapted) thresholds; they are the basis. Only the
-    effective class is adapted: observations are per deployment, and the effective class
-    is the one its thresholds are judged by; other classes keep computed values.
-    """
+
+def adapt_classes(
+    spec: InferenceThresholdsSpec,
+    classes: Sequence[AdaptableClass],
+    effective: AdaptableClass | None,
+    state: AdaptationStatus | None,
+) -> PlanAdaptation:
+    """Rebase the learned state on the adapted classes; in mode Apply, put the learned
+    thresholds into their results (``result`` is replaced, the computed one is the basis)."""
     if not spec.adaptation.enabled:
-        return computed, PlanAdaptation(enabled=False, state=None)
-    if computed is None:
-        return None, PlanAdaptation(enabled=True, state=state)  # nothing to adapt yet; keep state
-    basis = adapt.basis_from(computed.expected, computed.thresholds)
-    new_state, notes = adapt.rebase(state, spec.adaptation, basis)
-    events = [DecisionEvent("Normal", "AdaptationRebased", note) for note in notes]
-    adapted = adapt.apply(computed.thresholds, new_state, overridden_fields(spec))
-    result = computed
-    if adapted != computed.thresholds:
-        decisions = computed.decisions + _adaptation_decisions(computed, adapted, new_state)
-        result = computed.model_copy(update={"thresholds": adapted, "decisions": decisions})
-    return result, PlanAdaptation(enabled=True, state=new_state, events=events)
+        return PlanAdaptation(enabled=False, state=None)
+    chosen = adapted_classes(spec, classes, effective)
+    if not chosen:
+        return PlanAdaptation(enabled=True, state=state)  # nothing to adapt yet; keep state
+    bases = []
+    for c in chosen:
+        assert c.result is not None
+        bases.append((c.name, adapt.basis_from(c.result.expected, c.result.thresholds)))
+    new_state, notes = adapt.rebase(state, spec.adaptation, bases)
+    events = [
+        DecisionEvent(
+            "Normal", "AdaptationModeChanged" if note.startswith("mode ") else "AdaptationRebased",
+            note,
+        )
+        for note in notes
+    ]  # fmt: skip
+    if spec.adaptation.mode is AdaptationMode.APPLY:
+        overridden = overridden_fields(spec)
+        for c in chosen:
+            assert c.result is not None
+            entry = new_state.entry(c.name)
+            adapted = adapt.apply(c.result.thresholds, entry, overridden)
+            if entry is not None and adapted != c.result.thresholds:
+                decisions = c.result.decisions + _adaptation_decisions(c.result, adapted, entry)
+                c.result = c.result.model_copy(
+                    update={"thresholds": adapted, "decisions": decisions}
+                )
+    return PlanAdaptation(
+        enabled=True,
+        state=new_state,
+        events=events,
+        class_nodes={c.name: tuple(c.nodes) for c in chosen},
+    )
 
 
 def _adaptation_decisions(
-    computed: ThresholdResult, adapted: Thresholds, state: AdaptationStatus
+    computed: ThresholdResult, adapted: Thresholds, entry: ClassAdaptation
 ) -> list[Decision]:
     decisions = []
     for sig in adapt.SIGNALS:
@@ -72,26 +125,29 @@ def _adaptation_decisions(
         after = getattr(adapted, sig.threshold_field)
         if after == before:
             continue
-        learned = getattr(state, sig.name)
+        learned = getattr(entry, sig.name)
+        observed = "?" if learned.observed is None else f"{learned.observed:.4g}"
         decisions.append(
             Decision(
                 step=f"adaptation.{sig.alias}",
                 value=round(after, 6),
                 unit=sig.unit,
                 source="measured",
-                detail=f"tightened from computed {before:.4g} toward observed "
-                f"{learned.mean:.4g} (confidence {learned.confidence:.2f}); "
-                "see status.adaptation",
+                detail=f"tightened from computed {before:.4g} toward observed {observed} "
+                f"(confidence {learned.confidence:.2f}); see status.adaptation",
             )
         )
     return decisions
 
 
 def interval_events(
-    before: AdaptationStatus, after: AdaptationStatus, moves: list[adapt.Move]
+    before: AdaptationStatus, interval: adapt.Interval, mode: AdaptationMode
 ) -> list[DecisionEvent]:
-    """One Event per move, and one per change of health (not one per failing interval)."""
-    events = [DecisionEvent("Normal", "ThresholdAdapted", m.message()) for m in moves]
+    """One Event per move (or recommendation), per history load, per change of health."""
+    after = interval.state
+    reason = "ThresholdAdapted" if mode is AdaptationMode.APPLY else "ThresholdRecommended"
+    events = [DecisionEvent("Normal", "AdaptationSeeded", text) for text in interval.seeded]
+    events += [DecisionEvent("Normal", reason, m.message()) for m in interval.moves]
     if not after.healthy and (before.healthy or before.reason != after.reason):
         events.append(
             DecisionEvent("Warning", "AdaptationFailed", f"{after.reason}: {after.message}")

@@ -12,23 +12,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import kopf
-
 from .events import DecisionEvent, Poster
-from .operator_state import CrKey, OperatorState
+from .operator_state import CrState, OperatorState
 from .reconcile_pass import reconcile_once
+from .stopper import Stopper
 
 
 async def run(
     state: OperatorState,
-    key: CrKey,
-    body: kopf.Body,
-    stopped: kopf.DaemonStopped,
+    cr: CrState,
+    stopped: Stopper,
     post: Poster,
     logger: Any,
 ) -> None:
     """Reconcile this CR whenever it, its nodes, its ConfigMap or the policy change."""
-    cr = state.enter(key)
     cr.trigger.set()  # first pass right away (also after an operator restart)
     failures = 0
     last_error = ""
@@ -48,7 +45,7 @@ async def run(
                 cr.in_flight = True
                 try:
                     ok = await reconcile_once(
-                        body,
+                        cr.body,
                         cr,
                         nodes=state.nodes.snapshot(),
                         kube=state.kube,
@@ -72,4 +69,4 @@ async def run(
                     cr.in_flight = False
                     state.metrics.duration.observe(time.monotonic() - started)
     finally:
-        state.forget(key, cr)
+        state.forget(cr.key, cr)

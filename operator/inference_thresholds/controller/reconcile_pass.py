@@ -85,6 +85,8 @@ async def reconcile_once(
     )
     # Before the next await, so the adaptation loop always advances the rebased state.
     cr.adaptation = _learned_state(cr.adaptation, plan.adaptation)
+    if plan.adaptation.class_nodes:
+        cr.class_nodes = plan.adaptation.class_nodes
     sync = await _write_configmap(plan, previous, Owner(name, namespace, uid), cr, kube)
     if sync is not None and sync.action in ("created", "updated", "repaired"):
         metrics.configmap_writes.labels(sync.action).inc()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..api.adaptation import PROMETHEUS_URL_PATTERN
 from ..api.crd import GROUP
 
 # kopf's finalizer and its progress annotations live under our API group.
@@ -54,6 +56,18 @@ def _env_port(env: Mapping[str, str], name: str, default: int | None) -> int | N
         raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a port number or 'off'") from None
 
 
+def check_prometheus_url(url: str, where: str) -> str:
+    """The default Prometheus URL, checked as the CRD checks spec.adaptation.prometheus.url."""
+    if not re.fullmatch(PROMETHEUS_URL_PATTERN, url) or len(url) > 2048:
+        raise ValueError(f"{where}={url!r}: expected an http(s) URL, e.g. http://prometheus:9090")
+    return url
+
+
+def _env_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(ENV_PREFIX + name)
+    return check_prometheus_url(raw, ENV_PREFIX + name) if raw else None
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
@@ -82,6 +96,8 @@ class OperatorConfig:
     lease_duration_seconds: float = 8.0
     renew_deadline_seconds: float = 5.0
     retry_period_seconds: float = 1.5
+    # Where adaptation reads metrics when a CR names no spec.adaptation.prometheus.
+    prometheus_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -113,6 +129,7 @@ class OperatorConfig:
                 env, "RENEW_DEADLINE_SECONDS", base.renew_deadline_seconds
             ),
             retry_period_seconds=_env_float(env, "RETRY_PERIOD_SECONDS", base.retry_period_seconds),
+            prometheus_url=_env_url(env, "PROMETHEUS_URL"),
         )
 
     def with_overrides(self, **changes: Any) -> OperatorConfig:
