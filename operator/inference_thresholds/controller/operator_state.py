@@ -9,6 +9,7 @@ snapshots from the metrics server's thread.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +43,10 @@ class CrState:
 
     key: CrKey = ("", "")
     uid: str = ""
-    # The CR as its latest watch event delivered it (the loops read it each pass).
-    body: Mapping[str, Any] = field(default_factory=dict)
+    # The CR as its latest watch event delivered it (the loops read it each pass), kept
+    # as compact JSON without managedFields: parsed, a CR with its status is ~50 KB of
+    # Python objects, 100 MB for 2,000 CRs; as text ~5 KB. ``body`` parses it per read.
+    body_json: str = "{}"
     # Its running loops by kind ("reconcile", "adaptation"); see cr_tasks.py.
     loops: dict[str, Loop] = field(default_factory=dict)
     # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
@@ -53,9 +56,9 @@ class CrState:
     selection: Selection | None = None
     # A reconcile is running: its selection may be about to change.
     in_flight: bool = False
-    # (uid, status) we wrote last: the watch may not have delivered it to the loop's
-    # body yet when the next reconcile starts.
-    written: tuple[str, InferenceThresholdsStatus] | None = None
+    # (uid, status as its wire JSON) we wrote last: the watch may not have delivered it
+    # to the loop's body yet when the next reconcile starts. Text, as the body: small.
+    written: tuple[str, str] | None = None
     # (uid, content hash) of the ConfigMap its reconcile is writing or wrote last; set
     # before the write, since the watch may deliver the echo before the write returns.
     configmap_content: tuple[str, str] | None = None
@@ -65,10 +68,31 @@ class CrState:
     # The nodes of each adapted class (from the last plan): per-class node matchers.
     class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def body(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body_json)
+        return parsed
+
+    @body.setter
+    def body(self, value: Mapping[str, Any]) -> None:
+        meta = {k: v for k, v in (value.get("metadata") or {}).items() if k != "managedFields"}
+        slim = {**value, "metadata": meta}
+        self.body_json = json.dumps(slim, separators=(",", ":"), default=_plain)
+
+    def remember_written(self, uid: str, status: InferenceThresholdsStatus) -> None:
+        self.written = (uid, json.dumps(status.wire(), separators=(",", ":")))
+
     def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
         if self.written is not None and self.written[0] == uid:
-            return self.written[1]
+            return InferenceThresholdsStatus.model_validate_json(self.written[1])
         return None
+
+
+def _plain(value: Any) -> Any:
+    """kopf hands bodies as its own mapping views: JSON them as plain dicts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 @dataclass
