@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv controlplane test test-unit lint demo crds bench clean
+.PHONY: deps venv controlplane images test test-unit lint demo crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ deps:
 controlplane:
 	hack/controlplane/build.sh
 
+# The operator and node-agent images from ./Dockerfile, FROM a Debian base (no registry),
+# as OCI archives in ~/.cache/inference-thresholds/images (rebuilt when their context changes).
+images: deps venv
+	$(VENV)/bin/inference-thresholds-dev images build
+
 lint: venv
 	$(VENV)/bin/ruff check operator node-agent devtools tests benchmarks
 	$(VENV)/bin/ruff format --check operator node-agent devtools tests benchmarks
@@ -33,17 +38,18 @@ crds: venv
 	$(PY) -m inference_thresholds.api.crdgen > crds/inferencethresholds.thresholds.inference.dev.yaml
 	cp crds/inferencethresholds.thresholds.inference.dev.yaml helm/inference-thresholds/crds/
 
-# The product end to end on this machine: local control plane, node agent, operator,
-# examples, client check; everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
-demo: venv
-	$(PY) hack/demo.py $(DEMO_ARGS)
+# The product end to end on this machine: a local cluster with a real node, the chart
+# installed from images built here, the examples, a workload pod checking its thresholds;
+# everything is stopped on exit. DEMO_ARGS=--keep keeps the cluster.
+demo: deps venv controlplane
+	PATH="$$PATH:$$(hack/get-helm.sh --dir)" $(PY) hack/demo.py $(DEMO_ARGS)
 
 # Every benchmark (engine, agent, operator at scale) into benchmarks/RESULTS.md (~5 min).
 bench: venv controlplane
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 test-unit: venv
-	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm'
+	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm and not node'
 
 # The pinned helm/kubectl (hack/get-helm.sh) go last on PATH: a machine's own kubectl wins.
 test: deps venv controlplane lint

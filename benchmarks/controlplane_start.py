@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inference_thresholds.devcluster.binaries import locate
-from inference_thresholds.devcluster.cluster import LocalCluster
+from inference_thresholds_dev.cluster.binaries import locate
+from inference_thresholds_dev.cluster.cluster import LocalCluster
 
 TARGET_SECONDS = 15.0
 

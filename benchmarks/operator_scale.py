@@ -80,8 +80,8 @@ from inference_thresholds.api.thresholds_document import DOCUMENT_KEY
 from inference_thresholds.controller.node_index import NodeIndex, NodeRecord, node_inputs
 from inference_thresholds.controller.plan import make_plan
 from inference_thresholds.controller.selector import matches
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"
@@ -354,8 +354,8 @@ def cluster(kubeconfig: str | None, workdir: Path) -> Iterator[ClusterAccess]:
     if kubeconfig:
         yield ClusterAccess(Path(kubeconfig), local=False)
         return
-    from inference_thresholds.devcluster.binaries import locate
-    from inference_thresholds.devcluster.cluster import LocalCluster
+    from inference_thresholds_dev.cluster.binaries import locate
+    from inference_thresholds_dev.cluster.cluster import LocalCluster
 
     local = LocalCluster(workdir / "controlplane", locate())
     local.start(progress=log)

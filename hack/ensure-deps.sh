@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages `make test` / `make demo` need and a fresh machine lacks
 # (CI and a newcomer's first run alike). Idempotent: prints nothing when all are present.
-# Add a requirement as a `command:package` pair (or `python-module:package` for
-# Python modules of the system interpreter, written `py:MODULE:package`).
+# Add a requirement as a `command:package` pair (or `py:MODULE:package` for a Python
+# module of the system interpreter, `file:PATH:package` for a file the package installs).
 set -euo pipefail
 
 requirements=(
@@ -11,6 +11,13 @@ requirements=(
   promtool:prometheus prometheus:prometheus
   # `python3 -m venv` needs ensurepip, which Debian ships separately.
   py:ensurepip:python3-venv
+  # The real node (inference_thresholds_dev.node): containerd (CRI v1) with runc (crun
+  # fails on cgroup v1 hybrid hosts) and the CNI loopback plugin.
+  containerd:containerd ctr:containerd runc:runc
+  file:/usr/lib/cni/loopback:containernetworking-plugins
+  # Images without a registry (inference_thresholds_dev.images): a Debian base from
+  # packages, podman to build the Dockerfile, gcc + static libc for the pause image.
+  mmdebstrap:mmdebstrap podman:podman gcc:gcc file:/usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
 )
 
 missing=()
@@ -19,10 +26,15 @@ for req in "${requirements[@]}"; do
     py:*)
       rest=${req#py:}
       python3 -c "import ${rest%%:*}" 2>/dev/null || missing+=("${rest#*:}") ;;
+    file:*)
+      rest=${req#file:}
+      [[ -e "${rest%%:*}" ]] || missing+=("${rest#*:}") ;;
     *)
       command -v "${req%%:*}" >/dev/null || missing+=("${req#*:}") ;;
   esac
 done
+# One package may satisfy several requirements.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 ((${#missing[@]})) || exit 0
 
 echo ">> installing Debian packages: ${missing[*]}" >&2

@@ -2,7 +2,7 @@
 
 Tests under ``tests/cluster/`` are marked ``cluster`` automatically and talk to a real
 kube-apiserver through the session-scoped ``kube`` fixture (a
-``inference_thresholds.devcluster.access.ClusterAccess``)::
+``inference_thresholds_dev.cluster.access.ClusterAccess``)::
 
     from kubernetes import client
 
@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from inference_thresholds.devcluster.access import ClusterAccess
+    from inference_thresholds_dev.cluster.access import ClusterAccess
 
 _CLUSTER_TESTS = Path(__file__).parent / "cluster"
 
@@ -53,12 +53,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
+def live_progress(request: pytest.FixtureRequest, label: str) -> Callable[[str], None]:
+    """A progress printer for session fixtures: shown live, past pytest's capture, so a
+    cold build or a slow start does not look like a hang."""
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+
+    def say(message: str) -> None:
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"[{label}] {message}"[:160])
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def progress(request: pytest.FixtureRequest) -> Callable[[str], Callable[[str], None]]:
+    """``progress("label")``: live_progress for fixtures in other conftest files."""
+    return lambda label: live_progress(request, label)
+
+
 @pytest.fixture(scope="session")
 def kube(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterAccess]:
     """The cluster under test; see the module docstring."""
-    from inference_thresholds.devcluster.access import ClusterAccess
+    from inference_thresholds_dev.cluster.access import ClusterAccess
 
     if request.config.getoption("--existing-cluster"):
         configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
@@ -70,19 +91,10 @@ def kube(
         yield ClusterAccess(path, local=False)
         return
 
-    from inference_thresholds.devcluster.binaries import locate
-    from inference_thresholds.devcluster.cluster import LocalCluster
+    from inference_thresholds_dev.cluster.binaries import locate
+    from inference_thresholds_dev.cluster.cluster import LocalCluster
 
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capture = plugins.get_plugin("capturemanager")
-
-    def say(message: str) -> None:
-        # Shown live: a cold build or a slow start should not look like a hang.
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"[control plane] {message}"[:160])
-
+    say = live_progress(request, "control plane")
     say("locating binaries (hack/controlplane/build.sh; a cold build takes minutes)")
     state_dir = tmp_path_factory.mktemp("controlplane")
     cluster = LocalCluster(state_dir, locate())

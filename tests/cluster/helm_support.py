@@ -24,8 +24,8 @@ import yaml
 from kubernetes.client import ApiException
 from operator_harness import free_port
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "inference-thresholds"

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.processes import terminate
 
 REPO = Path(__file__).parents[2]
 CRD_PATH = REPO / "crds" / "inferencethresholds.thresholds.inference.dev.yaml"

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from inference_thresholds.devcluster.processes import terminate
+from inference_thresholds_dev.cluster.processes import terminate
 
 MODEL = "llama-test"
 # 1 ms .. ~1000 s, 25 % apart: histogram_quantile lands within 25 % of the truth

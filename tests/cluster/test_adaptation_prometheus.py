@@ -40,7 +40,7 @@ from prometheus_harness import (
 )
 
 from inference_thresholds.adaptation.prometheus import PrometheusClient
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 pytestmark = pytest.mark.prometheus
 

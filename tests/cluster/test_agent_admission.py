@@ -21,11 +21,11 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from inference_thresholds.api.node_contract import LABEL_PREFIX
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.admission import load_policy
 from inference_thresholds_agent.kube_rest import NodeApiError, RestNodeApi, from_kubeconfig
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import KubernetesNodeApi, publish
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 SERVICE_ACCOUNT = "node-agent"
 

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from inference_thresholds.api.node_contract import LABEL_PREFIX
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 CLI = [sys.executable, "-m", "inference_thresholds.cli.main"]

@@ -19,11 +19,11 @@ from inference_thresholds.api.node_contract import (
     OWNED_LABELS_ANNOTATION,
     PROFILE_ANNOTATION,
 )
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.agent import Agent, AgentMetrics
 from inference_thresholds_agent.nvidia import GpuState, RecordedNvml
 from inference_thresholds_agent.profile import Detector, Scope
 from inference_thresholds_agent.publisher import KubernetesNodeApi
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 DGX = HOSTS / "dgx-a100-80gb"

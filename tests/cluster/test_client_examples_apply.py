@@ -10,7 +10,7 @@ import pytest
 import yaml
 from operator_harness import install_crd
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 ROOT = Path(__file__).resolve().parents[2]
 

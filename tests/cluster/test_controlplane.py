@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 GROUP = "controlplane.test.inference.dev"
 PLURAL = "widgets"

@@ -42,9 +42,9 @@ from inference_thresholds.api.node_contract import (
     OWNED_LABELS_ANNOTATION,
     PROFILE_ANNOTATION,
 )
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import KubernetesNodeApi, publish
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 pytestmark = pytest.mark.helm
 

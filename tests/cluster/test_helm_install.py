@@ -44,8 +44,8 @@ from kubernetes import client
 from kubernetes.client import ApiException
 from operator_harness import A100_LABELS, Cluster
 
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds.engine import load_policy
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 pytestmark = pytest.mark.helm
 

@@ -373,3 +373,58 @@ def test_components_can_be_disabled(helm: Helm) -> None:
     assert not [o for o in only_agent if o["metadata"]["name"].endswith("-operator")]
     rule = find(only_agent, "PrometheusRule")
     assert all("Operator" not in r.get("alert", "") for r in rule["spec"]["groups"][0]["rules"])
+
+
+# Values of the kind inference_thresholds_dev.local_chart writes for a bare kubelet.
+HOST_NETWORK_VALUES: dict[str, Any] = {
+    "apiServer": {"host": "127.0.0.1", "port": 6443},
+    "operator": {
+        "hostNetwork": True,
+        "bindAddress": "127.0.0.1",
+        "metrics": {"port": 18080},
+        "liveness": {"port": 18081},
+    },
+    "agent": {"hostNetwork": True, "bindAddress": "127.0.0.1", "metrics": {"port": 18082}},
+}
+
+
+def test_host_network_values_reach_the_apiserver_and_probe_the_bind_address(
+    helm: Helm,
+) -> None:
+    parser = build_parser()
+    for component, pod in _pods(helm.objects(HOST_NETWORK_VALUES)).items():
+        assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1", component
+        assert env["KUBERNETES_SERVICE_PORT"] == "6443", component
+        probes = [container[p] for p in ("livenessProbe", "readinessProbe", "startupProbe")
+                  if p in container]  # fmt: skip
+        assert probes and all(p["httpGet"]["host"] == "127.0.0.1" for p in probes), component
+        args = parser.parse_args([a.replace("$(NODE_NAME)", "n") for a in container["args"]])
+        bind = args.bind if component == "operator" else args.metrics_address
+        assert bind == "127.0.0.1", component
+    # The defaults: the Service, the pod network, probes at the pod IP.
+    for component, pod in _pods(helm.objects()).items():
+        (container,) = pod["containers"]
+        assert "hostNetwork" not in pod, component
+        assert "KUBERNETES_SERVICE_HOST" not in {e["name"] for e in container["env"]}
+        assert all("host" not in container[p]["httpGet"] for p in ("livenessProbe",))
+
+
+def test_bind_address_must_be_an_ip(helm: Helm) -> None:
+    values = helm.values_file({"agent": {"bindAddress": "localhost; rm -rf /"}})
+    result = helm.run("template", "it", str(CHART), "-f", str(values), check=False)
+    assert result.returncode != 0 and "bindAddress" in result.stderr
+
+
+def test_pods_get_no_service_link_variables(helm: Helm) -> None:
+    """A release named like the chart has a Service `inference-thresholds-operator-metrics`,
+    whose link variable INFERENCE_THRESHOLDS_OPERATOR_METRICS_PORT=tcp://... would be read as
+    the operator's metrics-port setting (a crash loop seen on the real node)."""
+    objects = helm.objects(release="inference-thresholds")
+    assert find(objects, "Service", "-operator-metrics")["metadata"]["name"] == (
+        "inference-thresholds-operator-metrics"
+    )
+    for component, pod in _pods(objects).items():
+        assert pod["enableServiceLinks"] is False, component

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from operator_harness import Cluster, OperatorProcess, eventually, install_crd
 
-from inference_thresholds.devcluster import processes
-from inference_thresholds.devcluster.access import ClusterAccess
-from inference_thresholds.devcluster.binaries import BinariesError, locate
-from inference_thresholds.devcluster.cluster import LocalCluster
+from inference_thresholds_dev.cluster import processes
+from inference_thresholds_dev.cluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.binaries import BinariesError, locate
+from inference_thresholds_dev.cluster.cluster import LocalCluster
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from operator_harness import Cluster, OperatorProcess, eventually, install_crd, unique
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 CORPUS = sorted((Path(__file__).parents[1] / "fixtures" / "bad_crs").glob("*.yaml"))
 GOOD = "good-neighbour"

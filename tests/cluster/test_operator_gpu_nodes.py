@@ -13,10 +13,10 @@ import pytest
 import yaml
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
-from inference_thresholds.devcluster.access import ClusterAccess
 from inference_thresholds_agent.agent import Agent, AgentMetrics
 from inference_thresholds_agent.profile import Detector, Scope
 from inference_thresholds_agent.publisher import KubernetesNodeApi
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nodes"
 HOSTS = Path(__file__).parents[1] / "fixtures" / "hosts"

@@ -16,7 +16,7 @@ from operator_harness import (
     unique,
 )
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
 PROFILE = "hw.inference.dev/profile"

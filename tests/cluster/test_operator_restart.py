@@ -11,7 +11,7 @@ from operator_harness import Cluster, OperatorProcess, eventually, unique
 from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds.controller.configmap import Owner, desired_configmap, sync_configmap
 from inference_thresholds.controller.kube import Kube, make_api_client
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
 

@@ -16,7 +16,7 @@ import pytest
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
 from inference_thresholds.controller.settings import FINALIZER
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 GROUP = "thresholds.inference.dev"
 

@@ -141,7 +141,7 @@ def test_unreachable_and_timeouts() -> None:
 
 
 def test_tls_with_a_ca_from_the_secret_and_without(tmp_path: Path) -> None:
-    from inference_thresholds.devcluster.pki import generate_pki
+    from inference_thresholds_dev.cluster.pki import generate_pki
 
     pki = generate_pki(tmp_path / "pki")
     _Api.answers, _Api.seen = {"up": (200, _vector(({}, "1")))}, []

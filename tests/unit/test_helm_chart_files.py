@@ -104,12 +104,21 @@ def _dockerfile(path: Path) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize(
-    ("dockerfile", "extra"),
-    [("operator/Dockerfile", "operator"), ("node-agent/Dockerfile", "agent")],
-)
-def test_dockerfile_is_pinned_non_root_and_installs_the_repo(dockerfile: str, extra: str) -> None:
-    instructions = _dockerfile(ROOT / dockerfile)
+def _stages(instructions: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Instructions by stage name (``FROM x AS name``), in file order."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for kind, value in instructions:
+        if kind == "FROM":
+            current = []
+            stages[value.split()[-1] if " AS " in value.upper() else str(len(stages))] = current
+        current.append((kind, value))
+    return stages
+
+
+@pytest.mark.parametrize(("target", "extra"), [("operator", "operator"), ("node-agent", "agent")])
+def test_dockerfile_is_pinned_non_root_and_installs_the_repo(target: str, extra: str) -> None:
+    instructions = _dockerfile(ROOT / "Dockerfile")
     args = dict(v.split("=", 1) for k, v in instructions if k == "ARG" and "=" in v)
     base = args["PYTHON_IMAGE"]
     assert re.fullmatch(r"python:3\.1[1-9]\.\d+-slim-\w+", base), f"unpinned base {base}"
@@ -117,15 +126,22 @@ def test_dockerfile_is_pinned_non_root_and_installs_the_repo(dockerfile: str, ex
     for kind, value in instructions:
         if kind == "COPY" and not value.startswith("--from"):
             for source in value.split()[:-1]:
-                assert (ROOT / source).exists(), f"{dockerfile}: COPY {source}: not in the repo"
-    runs = " ".join(v for k, v in instructions if k == "RUN")
+                assert (ROOT / source).exists(), f"Dockerfile: COPY {source}: not in the repo"
+    stages = _stages(instructions)
+    assert list(stages)[-1] == "operator", "the operator is the default (last) target"
+    # The target copies the venv of its own extra, built FROM the shared source stage.
+    (venv_copy,) = [v for k, v in stages[target] if k == "COPY"]
+    venv_stage = venv_copy.split()[0].removeprefix("--from=")
+    runs = " ".join(v for k, v in stages[venv_stage] if k == "RUN")
     assert f"pip install '.[{extra}]'" in runs
-    user = [v for k, v in instructions if k == "USER"][-1]
+    # The target's user is the runtime stage's (FROM runtime): numeric, non-root.
+    parent = stages[target][0][1].split()[0]
+    user = [v for k, v in stages[parent] + stages[target] if k == "USER"][-1]
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER {user}: want a numeric non-root uid"
     # The chart's pod security context runs as this uid.
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     component = "operator" if extra == "operator" else "agent"
     assert values[component]["podSecurityContext"]["runAsUser"] == int(uid)
-    entrypoint = json.loads([v for k, v in instructions if k == "ENTRYPOINT"][-1])
+    entrypoint = json.loads([v for k, v in stages[parent] if k == "ENTRYPOINT"][-1])
     assert entrypoint == ["inference-thresholds"]

@@ -89,3 +89,30 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Where the operator reads its policy file (the ConfigMap is mounted as a directory, not
      with subPath, so edits reach the pod and the operator reloads them). */}}
 {{- define "it.policyDir" -}}/etc/inference-thresholds/policy{{- end }}
+
+{{/* KUBERNETES_SERVICE_HOST/PORT when apiServer.host is set (list items for `env:`). */}}
+{{- define "it.apiServerEnv" -}}
+{{- if .Values.apiServer.host }}
+# The API server as these pods reach it (apiServer.*), instead of the kubernetes Service.
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ .Values.apiServer.host | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ .Values.apiServer.port | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level networking; call with a component's values (.Values.operator / .agent). */}}
+{{- define "it.podNetwork" -}}
+{{- if .hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- end }}
+
+{{/* An httpGet probe's host: the bind address when a host-network pod listens on one
+     address only (the kubelet dials the pod IP, i.e. the node's, otherwise). */}}
+{{- define "it.probeHost" -}}
+{{- if and .hostNetwork (not (has .bindAddress (list "0.0.0.0" "::"))) }}
+host: {{ .bindAddress | quote }}
+{{- end }}
+{{- end }}

@@ -19,7 +19,6 @@ SUBCOMMAND_MODULES = (
     "agent_cmds",
     "operator_cmds",
     "client_cmds",
-    "devcluster_cmds",
 )
 
 

@@ -1,4 +1,4 @@
-"""Finding (or building) the etcd and kube binaries.
+"""Finding (or building) the etcd and kube binaries (and the Go module they come from).
 
 They are built from Go modules by ``hack/controlplane/build.sh`` into a per-version cache
 outside the repository; the script reuses a complete build and prints its directory last.
@@ -24,7 +24,8 @@ class Binaries:
 
     @property
     def kube(self) -> Path:
-        """Multi-call binary: ``kube kube-apiserver ...`` / ``kube kube-controller-manager ...``."""
+        """Multi-call binary: ``kube kube-apiserver|kube-controller-manager|kube-scheduler|
+        kubelet|cri-reset ...``."""
         return self.directory / "kube"
 
     @property
@@ -37,9 +38,17 @@ class Binaries:
 
 def build_script() -> Path | None:
     """``hack/controlplane/build.sh`` of the source checkout this package runs from."""
-    # operator/inference_thresholds/devcluster/binaries.py -> repository root is 3 levels up.
+    # devtools/inference_thresholds_dev/cluster/binaries.py -> repository root is 3 levels up.
     script = Path(__file__).resolve().parents[3] / "hack" / "controlplane" / "build.sh"
     return script if script.is_file() else None
+
+
+def kube_module_dir() -> Path:
+    """``hack/controlplane/kube``: the Go module the kube binary is built from."""
+    script = build_script()
+    if script is None:
+        raise BinariesError("no hack/controlplane/ next to this installation")
+    return script.parent / "kube"
 
 
 def locate(*, build: bool = True) -> Binaries:

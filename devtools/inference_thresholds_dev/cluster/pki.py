@@ -1,7 +1,8 @@
-"""Certificates and keys for the local control plane.
+"""Certificates and keys for the local control plane and its node.
 
-One throwaway CA signs the kube-apiserver serving certificate and the client certificates
-(admin, kube-controller-manager); a separate key pair signs service-account tokens. ECDSA
+One throwaway CA signs the serving certificates (kube-apiserver, kubelet) and the client
+certificates (admin, kube-controller-manager, kube-scheduler, the kubelet's node identity,
+the apiserver's kubelet client); a separate key pair signs service-account tokens. ECDSA
 P-256 keys: generation is instant (RSA would add seconds to every start) and every
 component accepts them (tokens are signed ES256).
 """
@@ -18,9 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# The user the apiserver is to kubelets (authorized by the kubelet's webhook via RBAC).
+APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 # Short-lived: a dev cluster lives for one test session or one demo.
 _VALIDITY = dt.timedelta(days=30)
-_SERVER_DNS_NAMES = (
+_APISERVER_DNS_NAMES = (
     "localhost",
     "kubernetes",
     "kubernetes.default",
@@ -42,6 +45,17 @@ class Pki:
     admin_key: Path
     controller_manager_cert: Path
     controller_manager_key: Path
+    scheduler_cert: Path
+    scheduler_key: Path
+    # The kubelet's identity (system:node:<name> in system:nodes: the Node authorizer
+    # scopes it to its own Node and pods), its serving certificate (the apiserver verifies
+    # it), and the client certificate the apiserver presents to the kubelet (logs, exec).
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
+    kubelet_serving_cert: Path
+    kubelet_serving_key: Path
+    apiserver_kubelet_client_cert: Path
+    apiserver_kubelet_client_key: Path
     service_account_key: Path
     service_account_pub: Path
 
@@ -94,9 +108,11 @@ def _leaf(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     *,
-    server: bool,
+    server_names: tuple[str, ...] = (),
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A client certificate, or a serving one for ``server_names`` (plus 127.0.0.1)."""
     key = _new_key()
+    server = bool(server_names)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (
         _builder(_name(common_name, organization), ca_cert.subject, key)
@@ -118,14 +134,17 @@ def _leaf(
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
     if server:
-        names: list[x509.GeneralName] = [x509.DNSName(n) for n in _SERVER_DNS_NAMES]
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
         names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def generate_pki(directory: Path) -> Pki:
-    """Write a fresh CA, serving/client certificates and service-account keys."""
+def generate_pki(directory: Path, node_name: str = "localhost") -> Pki:
+    """Write a fresh CA, serving/client certificates and service-account keys.
+
+    ``node_name`` is the kubelet's Node name; the apiserver reaches it as ``localhost``.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(
         directory=directory,
@@ -137,6 +156,14 @@ def generate_pki(directory: Path) -> Pki:
         admin_key=directory / "admin.key",
         controller_manager_cert=directory / "controller-manager.crt",
         controller_manager_key=directory / "controller-manager.key",
+        scheduler_cert=directory / "scheduler.crt",
+        scheduler_key=directory / "scheduler.key",
+        kubelet_client_cert=directory / "kubelet-client.crt",
+        kubelet_client_key=directory / "kubelet-client.key",
+        kubelet_serving_cert=directory / "kubelet-serving.crt",
+        kubelet_serving_key=directory / "kubelet-serving.key",
+        apiserver_kubelet_client_cert=directory / "apiserver-kubelet-client.crt",
+        apiserver_kubelet_client_key=directory / "apiserver-kubelet-client.key",
         service_account_key=directory / "sa.key",
         service_account_pub=directory / "sa.pub",
     )
@@ -168,21 +195,44 @@ def generate_pki(directory: Path) -> Pki:
     _write_cert(pki.ca_cert, ca_cert)
     _write_key(pki.ca_key, ca_key)
 
-    leaves = (
-        (pki.apiserver_cert, pki.apiserver_key, "kube-apiserver", None, True),
+    leaves: tuple[tuple[Path, Path, str, str | None, tuple[str, ...]], ...] = (
+        (pki.apiserver_cert, pki.apiserver_key, "kube-apiserver", None, _APISERVER_DNS_NAMES),
         # system:masters is bound to cluster-admin by the RBAC bootstrap policy.
-        (pki.admin_cert, pki.admin_key, "inference-thresholds-admin", "system:masters", False),
-        # The bootstrap policy grants this user exactly what the controller-manager needs.
+        (pki.admin_cert, pki.admin_key, "inference-thresholds-admin", "system:masters", ()),
+        # The bootstrap policy grants these users exactly what their component needs.
         (
             pki.controller_manager_cert,
             pki.controller_manager_key,
             "system:kube-controller-manager",
             None,
-            False,
+            (),
+        ),
+        (pki.scheduler_cert, pki.scheduler_key, "system:kube-scheduler", None, ()),
+        (
+            pki.kubelet_client_cert,
+            pki.kubelet_client_key,
+            f"system:node:{node_name}",
+            "system:nodes",
+            (),
+        ),
+        (
+            pki.kubelet_serving_cert,
+            pki.kubelet_serving_key,
+            f"system:node:{node_name}",
+            "system:nodes",
+            ("localhost",),
+        ),
+        # Bound to system:kubelet-api-admin once the API is up (LocalCluster does it).
+        (
+            pki.apiserver_kubelet_client_cert,
+            pki.apiserver_kubelet_client_key,
+            APISERVER_KUBELET_CLIENT,
+            None,
+            (),
         ),
     )
-    for cert_path, key_path, cn, org, server in leaves:
-        cert, key = _leaf(cn, org, ca_cert, ca_key, server=server)
+    for cert_path, key_path, cn, org, server_names in leaves:
+        cert, key = _leaf(cn, org, ca_cert, ca_key, server_names=server_names)
         _write_cert(cert_path, cert)
         _write_key(key_path, key)
 

@@ -1,17 +1,23 @@
-"""A local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+"""A local Kubernetes cluster: etcd, kube-apiserver, kube-controller-manager, and optionally
+a real node (kube-scheduler, containerd + runc, kubelet).
 
 Everything listens on 127.0.0.1 on free ports and lives in one state directory (certificates,
-etcd data, logs, kubeconfig, ``state.json``), wiped on every start. There is no kubelet and
-no scheduler: tests register Node objects and set ``spec.nodeName`` themselves.
+etcd data, logs, kubeconfig, the node's files, ``state.json``), wiped on every start.
+Without a node (the default) there is no kubelet and no scheduler: tests register Node
+objects and set ``spec.nodeName`` themselves. With ``node=True`` a kubelet registers the
+Node ``localhost`` and runs pods from images imported into its containerd
+(``inference_thresholds_dev.node``, ``inference_thresholds_dev.images``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +27,11 @@ from typing import Any
 
 import yaml
 
+from ..node.containerd import ContainerdError
+from ..node.node import NOT_READY_TAINT, NodeError, NodeRecord, RealNode
 from . import processes
-from .binaries import Binaries
-from .pki import Pki, generate_pki
+from .binaries import Binaries, kube_module_dir
+from .pki import APISERVER_KUBELET_CLIENT, Pki, generate_pki
 
 Progress = Callable[[str], None]
 
@@ -36,12 +44,18 @@ _OWNED_ENTRIES = (
     "logs",
     "kubeconfig",
     "controller-manager.kubeconfig",
+    "scheduler.kubeconfig",
+    "node",
     STATE_FILE,
 )
 _SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 _CONTEXT = "inference-thresholds-dev"
-# Component order: started in this order, stopped in reverse.
-_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
+# Component order: started in this order, stopped in reverse (the node's after the
+# control plane's; kube-scheduler and the node only with node=True).
+_COMPONENTS = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
+    "kubelet",
+)  # fmt: skip
 
 
 class ClusterStartError(RuntimeError):
@@ -52,7 +66,8 @@ class _PortTaken(Exception):
     """A component lost the race for a port chosen as free; start again with new ports."""
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1."""
     # All sockets are held open together so the kernel hands out distinct ports.
     socks = []
     try:
@@ -96,23 +111,36 @@ def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, u
 
 
 class LocalCluster:
-    """Start, find again and stop a local control plane rooted at ``state_dir``.
+    """Start, find again and stop a local cluster rooted at ``state_dir``.
 
     ``tie_to_parent=True`` (tests) makes the components die with this process;
     ``False`` (``dev-cluster up``) lets them outlive it, found again via ``attach``.
+    ``node=True`` adds kube-scheduler and a real node (root, containerd, runc; the pause
+    image is built on first use).
     """
 
     def __init__(
-        self, state_dir: Path, binaries: Binaries | None = None, *, tie_to_parent: bool = True
+        self,
+        state_dir: Path,
+        binaries: Binaries | None = None,
+        *,
+        tie_to_parent: bool = True,
+        node: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.binaries = binaries
         self.tie_to_parent = tie_to_parent
+        self.with_node = node
+        self.node: RealNode | None = None
         self.processes: list[processes.ManagedProcess] = []
         self.server = ""
-        # Seconds from start() to each milestone: "readyz" (API serving) and "controllers"
-        # (controller-manager running: the default ServiceAccount exists).
+        # Seconds from start() to each milestone: "readyz" (API serving), "controllers"
+        # (controller-manager running: the default ServiceAccount exists), with a node
+        # "node-ready" (the Node Ready and schedulable) and "pause-image" (its build or
+        # cache lookup, before start).
         self.timings: dict[str, float] = {}
+        self._sandbox_image = ""
+        self._pause_archive: Path | None = None
         self._ssl: ssl.SSLContext | None = None
 
     # -- paths -----------------------------------------------------------------------------
@@ -137,13 +165,21 @@ class LocalCluster:
     def start(self, timeout: float = 120.0, progress: Progress | None = None) -> None:
         """Start all components on fresh state and wait until the API and controllers run."""
         if self.binaries is None or not self.binaries.complete():
-            raise ClusterStartError("control-plane binaries missing; see devcluster.binaries")
+            raise ClusterStartError("control-plane binaries missing; see cluster.binaries")
         previous = LocalCluster.attach(self.state_dir)
         if previous is not None and any(p.alive() for p in previous.processes):
             raise ClusterStartError(
                 f"a dev cluster already runs from {self.state_dir} (server {previous.server}); "
-                "stop it first (inference-thresholds dev-cluster down)"
+                "stop it first (inference-thresholds-dev dev-cluster down)"
             )
+        if previous is not None and previous.node is not None:
+            previous.stop(remove_state=False)  # a crashed node's mounts and cgroups
+        if self.with_node:
+            try:
+                RealNode.create(self.state_dir / "node").check_paths()
+            except NodeError as exc:
+                raise ClusterStartError(str(exc)) from None
+            self._prepare_node_images(progress)
         deadline = time.monotonic() + timeout
         for attempt in range(3):
             try:
@@ -155,9 +191,27 @@ class LocalCluster:
                     raise ClusterStartError(f"ports kept colliding: {exc}") from None
                 if progress:
                     progress(f"port collision ({exc}); retrying with new ports")
+            except (ContainerdError, subprocess.SubprocessError) as exc:
+                self.stop(remove_state=False)
+                raise ClusterStartError(f"the node did not start: {exc}") from None
             except BaseException:
                 self.stop(remove_state=False)
                 raise
+
+    def _prepare_node_images(self, progress: Progress | None) -> None:
+        # Imported here: image builds need podman only when a node is asked for.
+        from ..images.pause import pause_image
+
+        if os.geteuid() != 0:
+            raise ClusterStartError("a real node (containerd, kubelet) must run as root")
+        began = time.monotonic()
+        try:
+            pause = pause_image(kube_module_dir(), progress=progress)
+        except RuntimeError as exc:
+            raise ClusterStartError(f"the pause image could not be built: {exc}") from None
+        self._sandbox_image = pause.ref
+        self._pause_archive = pause.archive
+        self.timings["pause-image"] = time.monotonic() - began
 
     def _reset_state_dir(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -172,11 +226,11 @@ class LocalCluster:
         assert self.binaries is not None
         began = time.monotonic()
         self.processes = []
-        self.timings = {}
+        self.timings = {k: v for k, v in self.timings.items() if k == "pause-image"}
         self._ssl = None
         self._reset_state_dir()
         pki = generate_pki(self.pki_dir)
-        etcd_port, peer_port, api_port = _free_ports(3)
+        etcd_port, peer_port, api_port = free_ports(3)
         self.server = f"https://127.0.0.1:{api_port}"
         write_kubeconfig(
             self.kubeconfig, self.server, pki.ca_cert, pki.admin_cert, pki.admin_key, "admin"
@@ -199,24 +253,150 @@ class LocalCluster:
 
         # The controller-manager gives up if the API is not healthy within 10 s: start it now.
         self._spawn("kube-controller-manager", self._controller_manager_argv(pki, cm_kubeconfig))
+        if self.with_node:
+            self._start_node(pki, deadline, progress)
         self._await("controller-manager", self._controllers_pending, deadline, progress)
         self.timings["controllers"] = time.monotonic() - began
+        if self.node is not None:
+            self._await("node", self._node_pending, deadline, progress)
+            self._untaint_node()
+            self.timings["node-ready"] = time.monotonic() - began
         self._save_state()
+
+    def _start_node(self, pki: Pki, deadline: float, progress: Progress | None) -> None:
+        """kube-scheduler, containerd (with the pause image imported), then the kubelet."""
+        assert self.binaries is not None and self._pause_archive is not None
+        # The apiserver's client identity for kubelets (logs, exec, port-forward), allowed
+        # by the kubelets' webhook authorization through this binding.
+        self._create(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "inference-thresholds-dev:apiserver-kubelet-client"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:kubelet-api-admin",
+                },
+                "subjects": [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "User",
+                        "name": APISERVER_KUBELET_CLIENT,
+                    }
+                ],
+            },
+        )
+        scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
+        write_kubeconfig(
+            scheduler_kubeconfig, self.server, pki.ca_cert, pki.scheduler_cert,
+            pki.scheduler_key, "kube-scheduler",
+        )  # fmt: skip
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.binaries.kube),
+                "kube-scheduler",
+                f"--kubeconfig={scheduler_kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",  # no health endpoint: scheduling is observed via the API
+            ],
+        )
+
+        node = RealNode.create(self.state_dir / "node")
+        self.node = node
+        (kubelet_port,) = free_ports(1)
+        node.prepare(
+            sandbox_image=self._sandbox_image,
+            kubelet_port=kubelet_port,
+            ca_cert=pki.ca_cert,
+            serving_cert=pki.kubelet_serving_cert,
+            serving_key=pki.kubelet_serving_key,
+        )
+        self._save_state()  # the node's cgroup root exists now: `down` must find it
+        write_kubeconfig(
+            node.kubelet.kubeconfig, self.server, pki.ca_cert, pki.kubelet_client_cert,
+            pki.kubelet_client_key, f"system:node:{node.name}",
+        )  # fmt: skip
+        self._spawn("containerd", node.containerd_argv())
+        self._await(
+            "containerd",
+            lambda: None if node.containerd_serving() else "socket not serving yet",
+            deadline,
+            progress,
+        )
+        node.import_image(self._pause_archive)
+        self._spawn("kubelet", node.kubelet_argv(self.binaries.kube))
+
+    def _node_pending(self) -> str | None:
+        assert self.node is not None
+        status, body = self.get(f"/api/v1/nodes/{self.node.name}")
+        if status == 404:
+            return "waiting for the kubelet to register the Node"
+        if status != 200:
+            return f"HTTP {status} reading the Node"
+        conditions = json.loads(body).get("status", {}).get("conditions", [])
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        if ready is None or ready.get("status") != "True":
+            reason = (ready or {}).get("message") or "no Ready condition yet"
+            return f"Node not Ready: {reason}"[:200]
+        return None
+
+    def _untaint_node(self) -> None:
+        """Remove the not-ready taint the kubelet registers with.
+
+        The node-lifecycle controller would remove it, but it stays off: it would taint and
+        evict the fake Nodes tests register (they have no kubelet).
+        """
+        assert self.node is not None
+        path = f"/api/v1/nodes/{self.node.name}"
+        _, body = self.get(path)
+        taints = json.loads(body).get("spec", {}).get("taints") or []
+        kept = [t for t in taints if t.get("key") != NOT_READY_TAINT]
+        if len(kept) != len(taints):
+            self._request("PATCH", path, {"spec": {"taints": kept or None}},
+                          content_type="application/merge-patch+json")  # fmt: skip
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         proc = processes.spawn(name, argv, self.log_path(name), tie_to_parent=self.tie_to_parent)
         self.processes.append(proc)
         self._save_state()  # recorded at once, so `down` finds even a half-started cluster
 
-    def stop(self, *, remove_state: bool = True) -> None:
-        """Stop every component (reverse start order); optionally delete the state dir."""
+    def stop(self, *, remove_state: bool = True) -> list[str]:
+        """Stop every component (reverse start order); optionally delete the state dir.
+
+        With a node: its pods are removed through CRI while containerd still runs, then
+        mounts, cgroups and host paths are cleaned. Returns what could not be cleaned
+        (empty when nothing is left behind).
+        """
+        stopped: set[int] = set()
+        kube = self.binaries.kube if self.binaries is not None else self._kube_binary()
         for proc in reversed(self.processes):
+            if proc.name == "containerd" and self.node is not None and proc.alive() and kube:
+                self.node.remove_pods(kube)
             processes.stop(proc)
+            stopped.add(proc.pid)
         self.processes = []
-        if remove_state:
+        problems: list[str] = []
+        if self.node is not None:
+            # The node's heavy files (image layers, pod volumes) go even when the state
+            # (logs) is kept for a post-mortem.
+            problems = self.node.teardown(exclude_pids=stopped, remove_files=True)
+            if not problems:
+                self.node = None
+        if remove_state and not problems:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         elif self.state_dir.is_dir():
             self._save_state()
+        return problems
+
+    def _kube_binary(self) -> Path | None:
+        """The kube binary a re-attached cluster was started with (from its argv0)."""
+        for proc in self.processes:
+            if proc.name == "kube-apiserver":
+                return Path(proc.argv0)
+        return None
 
     # -- argv ------------------------------------------------------------------------------
     def _etcd_argv(self, client_port: int, peer_port: int) -> list[str]:
@@ -255,6 +435,12 @@ class LocalCluster:
             f"--service-account-signing-key-file={pki.service_account_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--authorization-mode=Node,RBAC",
+            # Kubelets (a real node) are dialled as `localhost` with a client certificate,
+            # and their serving certificate is verified against the cluster CA.
+            f"--kubelet-client-certificate={pki.apiserver_kubelet_client_cert}",
+            f"--kubelet-client-key={pki.apiserver_kubelet_client_key}",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            "--kubelet-preferred-address-types=Hostname",
             # Endpoints may not hold loopback addresses: publish none for `kubernetes`.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
@@ -273,8 +459,9 @@ class LocalCluster:
             "--use-service-account-credentials=true",
             f"--cluster-signing-cert-file={pki.ca_cert}",
             f"--cluster-signing-key-file={pki.ca_key}",
-            # No kubelets here: the node-lifecycle controller would taint registered test
-            # Nodes unreachable after 40 s and evict their pods after 5 minutes.
+            # Test Nodes have no kubelet: the node-lifecycle controller would taint them
+            # unreachable after 40 s and evict their pods after 5 minutes. (A real node's
+            # not-ready taint is removed by _untaint_node instead.)
             "--controllers=*,-node-lifecycle-controller",
         ]
 
@@ -298,6 +485,35 @@ class LocalCluster:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             return 0, str(reason)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        content_type: str = "application/json",
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """``method`` ``path`` with a JSON body as the admin user: (HTTP status, body)."""
+        request = urllib.request.Request(
+            self.server + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": content_type},
+        )
+        try:
+            with urllib.request.urlopen(
+                request, context=self._ssl_context(), timeout=timeout
+            ) as resp:
+                return int(resp.status), resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def _create(self, collection: str, body: dict[str, Any]) -> None:
+        status, text = self._request("POST", collection, body)
+        if status not in (200, 201, 409):
+            raise ClusterStartError(f"creating {body['metadata']['name']}: HTTP {status} {text}")
 
     def _readyz_pending(self) -> str | None:
         status, body = self.get("/readyz?verbose")
@@ -363,6 +579,8 @@ class LocalCluster:
                 for p in self.processes
             ],
         }
+        if self.node is not None:
+            state["node"] = self.node.record.wire()
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     @classmethod
@@ -381,6 +599,9 @@ class LocalCluster:
             )
             for p in state.get("processes", [])
         ]
+        if state.get("node"):
+            cluster.node = RealNode(NodeRecord.from_wire(state["node"]))
+            cluster.with_node = True
         return cluster
 
     def status(self) -> dict[str, Any]:
@@ -391,10 +612,30 @@ class LocalCluster:
             and running.get("kube-apiserver", False)
             and (self._readyz_pending() is None)
         )
+        if ready and self.node is not None:
+            ready = self._node_pending() is None
         return {
             "server": self.server,
             "kubeconfig": str(self.kubeconfig),
             "processes": running,
+            "node": self.node.name if self.node is not None else None,
             "ready": ready,
             "timings": self.timings,
         }
+
+
+def reap_stale(parent: Path, prefix: str) -> list[Path]:
+    """Clean up clusters under ``parent/prefix*`` whose processes are all gone.
+
+    A test session killed outright (SIGKILL) takes its components down with it
+    (PR_SET_PDEATHSIG) but leaves its node's containers, mounts and cgroups; the next
+    session calls this on its own state directories' parent. Returns what it removed.
+    """
+    reaped = []
+    for directory in sorted(parent.glob(f"{prefix}*")):
+        cluster = LocalCluster.attach(directory)
+        if cluster is None or any(p.alive() for p in cluster.processes):
+            continue
+        if not cluster.stop(remove_state=True):
+            reaped.append(directory)
+    return reaped

@@ -60,6 +60,15 @@ class ManagedProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def running(pid: int) -> bool:
+    """True if ``pid`` is a live process (not a zombie), whatever it runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
 def _pid_runs(pid: int, argv0: str) -> bool:
     """True if ``pid`` is a live (not zombie) process running ``argv0``.
 
