@@ -117,6 +117,9 @@ def test_operator_is_one_replica_rolled_with_leader_election(helm: Helm) -> None
     assert not any(a.startswith("--policy") for a in container["args"])
     assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]  # one replica
     assert "affinity" not in deployment["spec"]["template"]["spec"]
+    # With host ports no surge pod fits beside the old one: the old one goes first.
+    host = find(helm.objects({"operator": {"hostNetwork": True}}), "Deployment", "-operator")
+    assert host["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
 
 
 def test_leader_election_off_is_one_replica_recreated(helm: Helm) -> None:

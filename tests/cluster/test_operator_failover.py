@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 from operator_harness import Cluster, OperatorProcess, eventually, unique
 
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 POOL = "test.inference.dev/pool"
 TAKEOVER_S = 15.0

@@ -15,7 +15,7 @@ from operator_harness import Cluster, unique
 from inference_thresholds.controller.kube import Kube, make_api_client
 from inference_thresholds.controller.node_index import NodeRecord
 from inference_thresholds.controller.node_watch import NodeWatch
-from inference_thresholds.devcluster.access import ClusterAccess
+from inference_thresholds_dev.cluster.access import ClusterAccess
 
 POOL = "test.inference.dev/pool"
 
