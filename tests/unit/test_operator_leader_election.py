@@ -157,3 +157,22 @@ def test_timings_must_nest() -> None:
     with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
         ElectionConfig(namespace="ns", lease_duration=5, renew_deadline=5, retry_period=1)
     assert CONFIG.lease_duration == 8
+
+
+def test_identity_is_the_pod_name_when_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_thresholds.controller.leader_election import default_identity
+
+    monkeypatch.setenv("POD_NAME", "op-7d9f-abcde")
+    assert default_identity() == "op-7d9f-abcde"
+    monkeypatch.delenv("POD_NAME")
+    first, second = default_identity(), default_identity()
+    assert first != second  # two processes on one host are two candidates
+
+
+def test_a_restarted_container_of_the_same_pod_renews_at_once() -> None:
+    store, clock = LeaseStore(), Clock()
+    old = LeaderElector(store, ElectionConfig("ns", identity="op-abc"), clock)  # type: ignore[arg-type]
+    assert old.try_acquire_or_renew()
+    restarted = LeaderElector(store, ElectionConfig("ns", identity="op-abc"), Clock())  # type: ignore[arg-type]
+    assert restarted.try_acquire_or_renew() is True  # no lease duration to wait out
+    assert store.lease is not None and store.lease["spec"]["leaseTransitions"] == 0

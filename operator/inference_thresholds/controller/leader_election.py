@@ -62,8 +62,14 @@ class ElectionConfig:
 
 
 def default_identity() -> str:
-    """Pod name (HOSTNAME) plus a random suffix, so a restarted pod is a new candidate."""
-    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}_{uuid.uuid4().hex[:12]}"
+    """``POD_NAME`` (the chart sets it): a container the kubelet restarts in the same pod
+    is the holder again and renews at once, which is safe since the kubelet starts it only
+    after the old one exited; two pods never share a name. Elsewhere (several processes
+    on one host) the host name plus a random suffix, so each process is its own candidate."""
+    pod = os.environ.get("POD_NAME")
+    if pod:
+        return pod
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:12]}"
 
 
 def micro_time(at: float | None = None) -> str:
