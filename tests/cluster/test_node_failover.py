@@ -104,8 +104,9 @@ def test_killed_operator_is_restarted_and_takes_its_lease_back(
     cr["spec"]["nodeSelector"] = {"matchLabels": {"kubernetes.io/hostname": node.node_name}}
     node.kubectl("apply", "-f", "-", input=yaml.safe_dump(cr))
     cm = cr["spec"].get("configMap", {}).get("name") or f"{cr['metadata']['name']}-thresholds"
-    node.kube.eventually(lambda: _generation(node, workload, cm) >= 1, timeout=120,
-                         what="the first ConfigMap")  # fmt: skip
+    node.kube.eventually(
+        lambda: _generation(node, workload, cm) >= 1, timeout=120, what="the first ConfigMap"
+    )
     holder = _lease(node, ns)
     assert holder["holderIdentity"] == pod["metadata"]["name"]
     settled = node.kube.eventually(
@@ -116,10 +117,16 @@ def test_killed_operator_is_restarted_and_takes_its_lease_back(
     (pid,) = _operator_pids(pod["metadata"]["uid"])
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)  # as an OOM kill: no cleanup, no release
-    node.kubectl("patch", "ith", cr["metadata"]["name"], "-n", workload, "--type=merge",
-                 "-p", json.dumps({"spec": {"context": {"workload": {"outputTokens": 99}}}}))  # fmt: skip
-    node.kube.eventually(lambda: _generation(node, workload, cm) >= 2, timeout=60, interval=0.1,
-                         what="the restarted operator serving the change")  # fmt: skip
+    change = json.dumps({"spec": {"context": {"workload": {"outputTokens": 99}}}})
+    node.kubectl(
+        "patch", "ith", cr["metadata"]["name"], "-n", workload, "--type=merge", "-p", change
+    )
+    node.kube.eventually(
+        lambda: _generation(node, workload, cm) >= 2,
+        timeout=60,
+        interval=0.1,
+        what="the restarted operator serving the change",
+    )
     takeover = time.monotonic() - killed
     assert takeover < TAKEOVER_S, f"kill -9 -> change served took {takeover:.1f} s"
 
