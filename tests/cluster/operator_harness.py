@@ -299,6 +299,19 @@ class Cluster:
             + (f" at generation {generation}" if generation else ""),
         )
 
+    def versions(self, ns: str) -> dict[str, str]:
+        """resourceVersion of every CR and ConfigMap in the namespace, and the Event count:
+        equal before and after means nothing was written."""
+        out = {
+            f"cr/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
+            for i in self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        }
+        for cm in self.core.list_namespaced_config_map(ns).items:
+            assert cm.metadata is not None
+            out[f"cm/{cm.metadata.name}"] = str(cm.metadata.resource_version)
+        out["events"] = str(len(self.core.list_namespaced_event(ns).items))
+        return out
+
     # --- ConfigMaps and Events -------------------------------------------------------------
     def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

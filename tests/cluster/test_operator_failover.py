@@ -44,19 +44,13 @@ def _leader(ops: list[OperatorProcess]) -> OperatorProcess:
     return eventually(one, timeout=30, what="exactly one leader")
 
 
-def _versions(cluster: Cluster, ns: str) -> dict[str, str]:
-    """resourceVersion of every CR and ConfigMap in the namespace, and the Event count."""
-    out = {
-        f"cr/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
-        for i in cluster.custom.list_namespaced_custom_object(
-            "thresholds.inference.dev", "v1alpha1", ns, "inferencethresholds"
-        )["items"]
-    }
-    for cm in cluster.core.list_namespaced_config_map(ns).items:
-        assert cm.metadata is not None
-        out[f"cm/{cm.metadata.name}"] = str(cm.metadata.resource_version)
-    out["events"] = str(len(cluster.core.list_namespaced_event(ns).items))
-    return out
+def _passed_over(leader: OperatorProcess, crs: int) -> None:
+    """Until the new leader's first pass over every CR is done."""
+    eventually(
+        lambda: (leader.metric("inference_thresholds_reconciles_total", result="ok") or 0) >= crs,
+        timeout=30,
+        what="the new leader's first pass over every CR",
+    )
 
 
 def _lease(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
@@ -97,7 +91,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
             cluster.await_condition(namespace, name, generation=1)
         holder = _lease(cluster, namespace, lease)["holderIdentity"]
         assert holder == first.health()["election"]["identity"]
-        settled = _versions(cluster, namespace)
+        settled = cluster.versions(namespace)
 
         # kill -9: no release; the standby waits out the lease on its own clock.
         standby = next(op for op in ops if op is not first)
@@ -126,7 +120,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
             timeout=30,
             what="the new leader's first pass over every CR",
         )
-        after = _versions(cluster, namespace)
+        after = cluster.versions(namespace)
         changed = {k for k in after if after[k] != settled.get(k)}
         assert changed <= {f"cr/{names[0]}", f"cm/{cm}", "events"}, changed
 
@@ -135,7 +129,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
         first.start()
         assert first.health()["role"] == "standby"
         cluster.await_condition(namespace, names[0], generation=2)
-        settled = _versions(cluster, namespace)
+        settled = cluster.versions(namespace)
         stopped_at = time.monotonic()
         standby.stop()  # SIGTERM
         eventually(lambda: first.health()["role"] == "leader", timeout=15, what="handover")
@@ -149,7 +143,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
             timeout=30,
             what="the new leader's first pass over every CR",
         )
-        assert _versions(cluster, namespace) == settled
+        assert cluster.versions(namespace) == settled
     finally:
         for op in ops:
             op.stop()

@@ -174,14 +174,10 @@ def node_record(node: Mapping[str, Any]) -> NodeRecord:
     return NodeRecord(inputs.name, inputs.labels, shape.hardware, shape.class_key, shape.class_name)
 
 
-class NodeIndex(Mapping[str, NodeRecord]):
-    """Every node's record by name, nodes of one shape sharing it; mutated on the event
-    loop only; ``snapshot()`` gives planning threads an immutable view."""
+class _Records(Mapping[str, NodeRecord]):
+    """Node records by name (read side of the index and of its snapshots)."""
 
-    def __init__(self) -> None:
-        self._records: dict[str, NodeRecord] = {}
-        self._shapes: dict[Hashable, NodeShape] = {}
-        self._snapshot: NodeSnapshot | None = None
+    _records: dict[str, NodeRecord]
 
     def __getitem__(self, name: str) -> NodeRecord:
         return self._records[name]
@@ -191,6 +187,16 @@ class NodeIndex(Mapping[str, NodeRecord]):
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+class NodeIndex(_Records):
+    """Every node's record by name, nodes of one shape sharing it; mutated on the event
+    loop only; ``snapshot()`` gives planning threads an immutable view."""
+
+    def __init__(self) -> None:
+        self._records = {}
+        self._shapes: dict[Hashable, NodeShape] = {}
+        self._snapshot: NodeSnapshot | None = None
 
     @property
     def shapes(self) -> int:
@@ -247,7 +253,7 @@ class NodeIndex(Mapping[str, NodeRecord]):
         return self._snapshot
 
 
-class NodeSnapshot(Mapping[str, NodeRecord]):
+class NodeSnapshot(_Records):
     """An immutable view of the nodes at one moment, grouped by shape for selection."""
 
     def __init__(self, records: dict[str, NodeRecord]) -> None:
@@ -263,15 +269,6 @@ class NodeSnapshot(Mapping[str, NodeRecord]):
             (shape.labels, frozenset(shape.own_keys), tuple(recs))
             for shape, recs in shapes.values()
         ]
-
-    def __getitem__(self, name: str) -> NodeRecord:
-        return self._records[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._records)
-
-    def __len__(self) -> int:
-        return len(self._records)
 
     def select(self, selector: NodeSelector) -> list[NodeRecord]:
         """The nodes the selector matches, by name; one match per shape unless the
