@@ -2,7 +2,7 @@
 last event or bookmark, relist on 410 Gone (nodes gone meanwhile deleted), and the
 metadata-only Accept header. The apiserver cannot be made to expire a resourceVersion on
 demand within a test, so the responses here are scripted in its wire format (the same
-watch runs against the real apiserver in tests/cluster/test_operator_node_watch.py)."""
+watch runs against the real apiserver in tests/cluster/test_node_watch_apiserver.py)."""
 
 from __future__ import annotations
 
