@@ -167,6 +167,12 @@ class Tracker:
             self.crs[key] = seen
             self.cond.notify_all()
 
+    def prune_cms(self, listed: set[tuple[str, str]]) -> None:
+        with self.cond:
+            for key in [k for k in self.cms if k not in listed]:
+                del self.cms[key]
+            self.cond.notify_all()
+
     def on_floor(self, kind: str, obj: dict[str, Any], at: float) -> None:
         with self.cond:
             self.floor[obj["metadata"]["name"]] = ((obj.get("data") or {}).get("v", ""), at)
@@ -191,16 +197,23 @@ class Tracker:
 def start_watch(
     list_fn: Callable[..., Any],
     handler: Callable[[str, dict[str, Any], float], None],
+    prune: Callable[[set[tuple[str, str]]], None] | None = None,
     **kwargs: Any,
 ) -> None:
     """List (handing existing objects over as INITIAL), then watch from that version;
-    a watch that breaks is listed and watched again (said on stderr)."""
+    a watch that breaks is listed and watched again (said on stderr); ``prune`` gets the
+    (namespace, name) of every listed object, to drop those deleted while unwatched."""
 
     def listing() -> str:
         raw = list_fn(_preload_content=False, **kwargs)
         body = json.loads(raw.data)
+        listed = set()
         for item in body.get("items") or []:
+            meta = item.get("metadata") or {}
+            listed.add((meta.get("namespace", ""), meta.get("name", "")))
             handler("INITIAL", item, time.perf_counter())
+        if prune is not None:
+            prune(listed)
         return str(body["metadata"]["resourceVersion"])
 
     version = listing()
@@ -909,7 +922,12 @@ def main() -> int:
             tr = Tracker()
             watch_api = kube.api_client()
             wcore, wcustom = client.CoreV1Api(watch_api), client.CustomObjectsApi(watch_api)
-            start_watch(wcore.list_config_map_for_all_namespaces, tr.on_cm, label_selector=MANAGED)
+            start_watch(
+                wcore.list_config_map_for_all_namespaces,
+                tr.on_cm,
+                prune=tr.prune_cms,
+                label_selector=MANAGED,
+            )
             start_watch(
                 wcore.list_config_map_for_all_namespaces, tr.on_floor, label_selector=FLOOR_LABEL
             )
