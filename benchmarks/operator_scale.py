@@ -959,6 +959,8 @@ def main() -> int:
                     point = run_point(n, op, tr, core, plans, reference, classes, args.bare_nodes)
                     point["create_nodes_s"] = nodes_s
                     curve.append(point)
+                    # Each finished point in the log: an interrupted run keeps its curve.
+                    log(f"{n} nodes: point {json.dumps(point, default=str)}")
                     if n != points[-1]:
                         op.stop()
                 sizes = node_sizes(api)
