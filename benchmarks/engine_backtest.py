@@ -1,10 +1,14 @@
-"""Backtest the engine on the calibration set, beside the seed's fixed thresholds.
+"""Backtest the engine on measured cases, beside the seed's fixed thresholds.
 
-Prints one table per thresholder (same cases, same verdict rules) and a summary:
-false alarms on healthy runs, median minTokensPerSecond / measured (tightness: 0.5
-catches a 2x regression), and how often the expectation lands within 2x of measured.
+Two data sets by default: the shared calibration set and this repository's additions
+(benchmarks/calibration/public.yaml: public x86 CPU measurements with their sources and
+live runs on this project's VM). Per set: one row per thresholder (same cases, same
+verdict rules) with false alarms on healthy runs, median minTokensPerSecond / measured
+(tightness: 0.5 catches a 2x regression) and how often the expectation lands within 2x
+of measured; then time to first token per device kind (TTFT false alarms, median
+measured / maxTimeToFirstTokenMs: 0.25 or more means a 4x slower first token trips it).
 
-    .venv/bin/python benchmarks/engine_backtest.py [CASES.yaml]
+    .venv/bin/python benchmarks/engine_backtest.py [CASES.yaml ...]
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from inference_thresholds.api import (
 from inference_thresholds.api.result import Complexity, Expected
 from inference_thresholds.engine.backtest import backtest
 
-DEFAULT_CASES = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "measurements.yaml"
+HERE = Path(__file__).resolve().parent
+DEFAULT_CASES = [
+    HERE.parents[1] / "shared" / "calibration" / "measurements.yaml",
+    HERE / "calibration" / "public.yaml",
+]
+KINDS = ("x86 CPU", "Arm CPU", "Apple", "datacenter GPU", "consumer GPU")
 
 
 def seed_fixed(hw: HardwareProfile, model: ModelSpec, ctx: DeploymentContext) -> ThresholdResult:
@@ -57,23 +66,22 @@ def seed_cores_ghz(
     )
 
 
-def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CASES
+def report(path: Path) -> None:
     cases = yaml.safe_load(path.read_text())
     runs = {
         "inference-thresholds (production/standard)": backtest(cases),
         "seed fixed defaults (10 tok/s, 5000 ms)": backtest(cases, seed_fixed),
         "seed cores x GHz formula": backtest(cases, seed_cores_ghz),
     }
-    print(f"calibration set: {path} ({len(cases)} cases)\n")
+    print(f"data set: {path} ({len(cases)} cases)\n")
     header = (
         f"{'thresholder':<44}{'false alarms':>13}{'caught':>8}{'median min/meas':>17}"
         f"{'exp in [0.5,2]':>16}"
     )
     print(header)
     print("-" * len(header))
-    for name, report in runs.items():
-        s = report["summary"]
+    for name, run in runs.items():
+        s = run["summary"]
         median = s["medianMinTpsOverMeasured"]
         within = s["expectedWithin0p5To2"]
         print(
@@ -81,8 +89,22 @@ def main() -> int:
             f"{'-' if median is None else f'{median:.2f}':>17}"
             f"{'-' if within is None else f'{within * 100:.0f}%':>16}"
         )
+    engine = runs["inference-thresholds (production/standard)"]
+    print(
+        f"\nengine TTFT by device kind ({engine['summary']['ttftFalseAlarms']} TTFT false alarms)"
+    )
+    by_kind = engine["summary"]["ttftByKind"]
+    for kind in KINDS:
+        k = by_kind.get(kind)
+        if k:
+            print(
+                f"  {kind:<16} {k['cases']:>3} healthy TTFT cases, {k['falseAlarms']} false "
+                f"alarms, median measured/maxTTFT {k['medianMeasuredOverMaxTtft']:.2f}"
+            )
+        else:
+            print(f"  {kind:<16}   - no TTFT measurement in this set")
     print("\nper case (engine): expected / measured tokens/s and TTFT")
-    for c in runs["inference-thresholds (production/standard)"]["cases"]:
+    for c in engine["cases"]:
         e, m = c["expected"], c["measured"]
         tps = (
             f"{e['decodeTokensPerSecond'] / m['decodeTokensPerSecond']:.2f}"
@@ -95,6 +117,14 @@ def main() -> int:
             else "-"
         )
         print(f"  {c['id']:<46} tok/s {tps:>5}  ttft {ttft:>5}  {c['verdict']}")
+
+
+def main() -> int:
+    paths = [Path(a) for a in sys.argv[1:]] or DEFAULT_CASES
+    for i, path in enumerate(paths):
+        if i:
+            print("\n" + "=" * 98 + "\n")
+        report(path)
     return 0
 
 

@@ -58,7 +58,13 @@ def benchmarks(quick: bool) -> list[tuple[str, list[str], bool]]:
         ("Shared GPUs: slice vs whole GPU", ["benchmarks/shared_gpus.py"], False),
         ("Node agent footprint", ["benchmarks/agent_footprint.py"], False),
         ("Operator at scale", ["benchmarks/operator_scale.py", *scale], True),
+        ("Hostile Prometheus", ["benchmarks/hostile_inputs.py"], True),
         ("Real node (kubelet + containerd, the chart)", ["benchmarks/node_start.py"], False),
+        (
+            "Live calibration (llama-server on this machine)",
+            ["benchmarks/live_calibration.py"],
+            True,
+        ),
     ]
 
 

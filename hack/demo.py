@@ -191,6 +191,13 @@ class Demo:
         info(f"release ready after {time.monotonic() - began:.1f} s")
         self.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide", echo=True)
 
+    def helm_test(self) -> None:
+        step("helm test: the chart checks its own installation (a hook Pod, operator image)")
+        info("the CRD is the one this operator generates, the operator is rolled out and its")
+        info("/metrics answers with this version")
+        self.run(["helm", "test", "inference-thresholds", "--namespace", RELEASE_NAMESPACE,
+                  "--logs", "--timeout", "180s"], echo=True)  # fmt: skip
+
     def show_agent_labels(self) -> None:
         step(f"The agent pod detected this machine from its container and labelled node/{self.node}")
 
@@ -425,6 +432,7 @@ class Demo:
         if self.with_node:
             values = self.start_cluster_with_node()
             self.install_chart(values)
+            self.helm_test()
             self.show_agent_labels()
             names = self.apply_examples()
             self.wait_ready(names)

@@ -11,6 +11,8 @@ requirements=(
   promtool:prometheus prometheus:prometheus
   # `python3 -m venv` needs ensurepip, which Debian ships separately.
   py:ensurepip:python3-venv
+  # Live calibration and the closed-loop test compile llama.cpp (make llama).
+  g++:g++
   # The real node (inference_thresholds_dev.node): containerd (CRI v1) with runc (crun
   # fails on cgroup v1 hybrid hosts) and the CNI loopback plugin.
   containerd:containerd ctr:containerd runc:runc

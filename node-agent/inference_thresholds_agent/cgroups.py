@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inference_thresholds.bounds import clip
+
 from .sources import HostFiles, parse_cpu_list
 
 CGROUP_MOUNT = "/sys/fs/cgroup"
@@ -69,10 +71,10 @@ def _v2_quota(files: HostFiles, dirs: list[str], out: CgroupCpu) -> None:
         if fields[0] == "max" or len(fields) < 1:
             continue
         try:
-            quota = int(fields[0])
-            period = int(fields[1]) if len(fields) > 1 else 100000
+            quota = _counter(fields[0])
+            period = _counter(fields[1]) if len(fields) > 1 else 100000
         except ValueError:
-            out.detail.append(f"{directory}/cpu.max unparsable: {text!r}")
+            out.detail.append(f"{directory}/cpu.max unparsable: {clip(text, 60)!r}")
             continue
         if quota > 0 and period > 0:
             cores = quota / period
@@ -99,13 +101,20 @@ def _memory_limit(files: HostFiles, dirs: list[str], names: tuple[str, ...]) -> 
             if not text or text == "max":
                 continue
             try:
-                value = int(text)
+                value = _counter(text)
             except ValueError:
                 continue
             # v1 reports "unlimited" as a page-rounded 2^63-1.
             if 0 < value < 2**62:
                 limit = value if limit is None else min(limit, value)
     return limit
+
+
+def _counter(text: str) -> int:
+    """A cgroup number: at most 20 digits (64-bit), else ValueError like any non-number."""
+    if len(text) > 20:
+        raise ValueError(text[:40])
+    return int(text)
 
 
 def read_cgroup_cpu(files: HostFiles) -> CgroupCpu:

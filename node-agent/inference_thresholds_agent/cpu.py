@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .sources import HostFiles, parse_cpu_list
+from inference_thresholds.api.hardware import NAME_MAX
+from inference_thresholds.bounds import printable
+
+from .sources import CPUINFO_MAX_BYTES, HostFiles, parse_cpu_list
 
 # x86 flags that matter to llama.cpp / bitnet.cpp / oneDNN kernels (kernel spelling).
 X86_ISA = (
@@ -74,6 +77,14 @@ class CpuFacts:
     max_frequency_mhz: float | None = None
     isa: list[str] = field(default_factory=list)
     online_cpus: set[int] | None = None
+    # logical CPU -> (package, core): SMT siblings share a core. None when unknown.
+    core_of: dict[int, tuple[int, int]] | None = None
+
+    def physical_cores_in(self, cpus: set[int]) -> int | None:
+        """Distinct physical cores the given logical CPUs cover (SMT siblings count once)."""
+        if not self.core_of or not cpus <= self.core_of.keys():
+            return None
+        return len({self.core_of[cpu] for cpu in cpus})
 
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
@@ -98,8 +109,14 @@ def _first(blocks: list[dict[str, str]], key: str) -> str | None:
     return next((b[key] for b in blocks if b.get(key)), None)
 
 
+def _name(blocks: list[dict[str, str]], key: str) -> str | None:
+    """A name (vendor, model) as one printable line of at most NAME_MAX characters."""
+    value = _first(blocks, key)
+    return printable(value, NAME_MAX) if value is not None else None
+
+
 def _int(value: str | None) -> int | None:
-    if value is None:
+    if value is None or len(value) > 20:
         return None
     try:
         return int(value, 0)
@@ -113,10 +130,10 @@ def _khz_to_mhz(value: int | None) -> float | None:
 
 def read_cpu(files: HostFiles) -> CpuFacts:
     facts = CpuFacts()
-    blocks = parse_cpuinfo(files.read_text("/proc/cpuinfo") or "")
+    blocks = parse_cpuinfo(files.read_text("/proc/cpuinfo", CPUINFO_MAX_BYTES) or "")
     processors = [b for b in blocks if "processor" in b]
 
-    vendor_id = _first(blocks, "vendor_id")
+    vendor_id = _name(blocks, "vendor_id")
     implementer = _int(_first(blocks, "CPU implementer"))
     flags = set((_first(blocks, "flags") or "").split())
     features = set((_first(blocks, "Features") or "").split())
@@ -124,7 +141,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
     if vendor_id is not None or flags:
         facts.architecture = "x86_64" if "lm" in flags else "x86"
         facts.vendor = _X86_VENDORS.get(vendor_id or "", (vendor_id or "").lower() or None)
-        facts.model = _first(blocks, "model name")
+        facts.model = _name(blocks, "model name")
         facts.isa = sorted(f for f in X86_ISA if f in flags)
     elif implementer is not None or features:
         facts.architecture = "aarch64"
@@ -132,7 +149,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
         part = _int(_first(blocks, "CPU part"))
         core = ARM_PARTS.get((implementer or -1, part or -1))
         # Arm kernels print no model name; name the core so spec tables can match it.
-        facts.model = _first(blocks, "model name") or (
+        facts.model = _name(blocks, "model name") or (
             f"{facts.vendor.upper() if facts.vendor == 'arm' else facts.vendor.title()} {core}"
             if core
             else None
@@ -165,6 +182,7 @@ def read_cpu(files: HostFiles) -> CpuFacts:
 def _topology(files: HostFiles, facts: CpuFacts, processors: list[dict[str, str]]) -> None:
     cores: set[tuple[int, int]] = set()
     packages: set[int] = set()
+    core_of: dict[int, tuple[int, int]] = {}
     for cpu in sorted(facts.online_cpus or ()):
         base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
         package = files.read_int(f"{base}/physical_package_id")
@@ -172,9 +190,12 @@ def _topology(files: HostFiles, facts: CpuFacts, processors: list[dict[str, str]
         if package is None or core is None:
             cores.clear()
             packages.clear()
+            core_of.clear()
             break
         packages.add(package)
         cores.add((package, core))
+        core_of[cpu] = (package, core)
+    facts.core_of = core_of or None
     if not cores:
         # /proc/cpuinfo on x86 carries the same ids; Arm cpuinfo does not.
         for block in processors:
@@ -200,8 +221,11 @@ def _frequency(files: HostFiles, facts: CpuFacts) -> None:
         base = f"/sys/devices/system/cpu/cpu{cpu}/cpufreq"
         if (value := files.read_int(f"{base}/cpuinfo_max_freq")) is not None:
             maxima.append(value)
-        if (value := files.read_int(f"{base}/base_frequency")) is not None:
-            bases.append(value)
+        # intel_pstate names the base clock base_frequency; amd-pstate calls it nominal.
+        for name in ("base_frequency", "amd_pstate_nominal_freq"):
+            if (value := files.read_int(f"{base}/{name}")) is not None:
+                bases.append(value)
+                break
     if not maxima:
         for policy in files.list_dir("/sys/devices/system/cpu/cpufreq"):
             value = files.read_int(f"/sys/devices/system/cpu/cpufreq/{policy}/cpuinfo_max_freq")
@@ -211,6 +235,6 @@ def _frequency(files: HostFiles, facts: CpuFacts) -> None:
     facts.base_frequency_mhz = _khz_to_mhz(max(bases)) if bases else None
     if facts.base_frequency_mhz is None and facts.model:
         # Intel model names state the base clock: "... CPU @ 2.10GHz".
-        match = re.search(r"@\s*([0-9.]+)\s*GHz", facts.model)
+        match = re.search(r"@\s*([0-9]{1,2}(?:\.[0-9]{1,3})?)\s*GHz", facts.model)
         if match:
             facts.base_frequency_mhz = round(float(match.group(1)) * 1000, 1)

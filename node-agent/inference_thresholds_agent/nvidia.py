@@ -22,12 +22,14 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from inference_thresholds.api import DeviceInfo, GpuPartition, GpuSharing
+from inference_thresholds.api.hardware import NAME_MAX
+from inference_thresholds.bounds import printable
 from inference_thresholds.engine.specs import lookup_gpu
 
 from .sources import HostFiles
@@ -136,7 +138,7 @@ class PynvmlBackend:
     def driver_version(self) -> str | None:
         nvml = self._module()
         value = self._optional(nvml.nvmlSystemGetDriverVersion)
-        return value.decode() if isinstance(value, bytes) else value
+        return value.decode(errors="replace") if isinstance(value, bytes) else value
 
     def device_count(self) -> int:
         nvml = self._module()
@@ -158,7 +160,7 @@ class PynvmlBackend:
         cc = self._optional(lambda: nvml.nvmlDeviceGetCudaComputeCapability(handle))
         mig_on = mig is not None and int(mig[0]) == 1
         return NvmlDeviceReading(
-            name=name.decode() if isinstance(name, bytes) else str(name),
+            name=name.decode(errors="replace") if isinstance(name, bytes) else str(name),
             memory_total_bytes=int(memory.total) if memory is not None else None,
             max_memory_clock_mhz=self._optional(
                 lambda: int(nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_MEM))
@@ -300,9 +302,19 @@ class GpuDetection:
     notes: list[str] = field(default_factory=list)
 
 
+# NVML answers in C integers; a clock or bus width beyond these is a broken reading.
+_CLOCK_MAX_MHZ = 100_000
+_BUS_MAX_BITS = 1 << 16
+
+
 def nvml_bandwidth_gbps(reading: NvmlDeviceReading) -> float | None:
     """max memory clock x bus width x 2 (double data rate) / 8 bits, in GB/s."""
     if not reading.max_memory_clock_mhz or not reading.memory_bus_width_bits:
+        return None
+    if not (
+        0 < reading.max_memory_clock_mhz <= _CLOCK_MAX_MHZ
+        and 0 < reading.memory_bus_width_bits <= _BUS_MAX_BITS
+    ):
         return None
     return reading.max_memory_clock_mhz * reading.memory_bus_width_bits * 2 / 8 / 1000
 
@@ -363,6 +375,8 @@ def mig_partitions(reading: NvmlDeviceReading, notes: list[str]) -> list[GpuPart
 
 
 def describe(reading: NvmlDeviceReading, notes: list[str]) -> DeviceInfo:
+    """The device as NVML describes it; unchecked (``profile_bounds.fit_profile`` checks)."""
+    reading = replace(reading, name=printable(reading.name, NAME_MAX) or "NVIDIA GPU")
     spec = lookup_gpu(reading.name)
     derived = nvml_bandwidth_gbps(reading)
     bandwidth = derived
@@ -381,7 +395,7 @@ def describe(reading: NvmlDeviceReading, notes: list[str]) -> DeviceInfo:
     if spec is None:
         notes.append(f"{reading.name}: not in the GPU table; no FP16/INT8 peak published")
     cc = reading.cuda_compute_capability
-    return DeviceInfo(
+    return DeviceInfo.model_construct(
         vendor="nvidia",
         product=reading.name,
         count=1,

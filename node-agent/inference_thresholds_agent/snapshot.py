@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cgroups import CGROUP_MOUNT
-from .memory import DMI_ENTRIES
+from .memory import DMI_ENTRIES, ProbeResult
 from .nvidia import MPS_ROOT, NvmlBackend, NvmlError, mps_started_resources
 from .pci import PCI_DEVICES
 from .sources import HostFiles
@@ -33,6 +33,7 @@ _CPU_FILES = (
     "topology/thread_siblings_list",
     "cpufreq/cpuinfo_max_freq",
     "cpufreq/base_frequency",
+    "cpufreq/amd_pstate_nominal_freq",
 )
 _CGROUP_FILES = (
     "cgroup.controllers",
@@ -102,8 +103,16 @@ def record_nvml(backend: NvmlBackend) -> dict[str, Any]:
         backend.shutdown()
 
 
-def record_host(dest: str | Path, root: str | Path = "/", nvml: NvmlBackend | None = None) -> Path:
-    """Copy what detection reads under ``root`` into ``dest``; returns ``dest``."""
+def record_host(
+    dest: str | Path,
+    root: str | Path = "/",
+    nvml: NvmlBackend | None = None,
+    probe: ProbeResult | None = None,
+) -> Path:
+    """Copy what detection reads under ``root`` into ``dest``; returns ``dest``.
+
+    ``probe``: the bandwidth probe's result, replayed by ``detect --root DEST``.
+    """
     files = HostFiles(root)
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,10 +150,14 @@ def record_host(dest: str | Path, root: str | Path = "/", nvml: NvmlBackend | No
     for entry in files.list_dir(DMI_ENTRIES):
         if entry.startswith("17-"):
             _copy(files, out, f"{DMI_ENTRIES}/{entry}/raw")
+    for index in ("index0", "index1", "index2", "index3", "index4"):
+        _copy(files, out, f"/sys/devices/system/cpu/cpu0/cache/{index}/size")
     for resource in mps_started_resources(files):
         _copy(files, out, f"{MPS_ROOT}/{resource}/.started")
     if nvml is not None:
         (out / "nvml.json").write_text(json.dumps(record_nvml(nvml), indent=2) + "\n")
+    if probe is not None:
+        (out / "bandwidth-probe.json").write_text(json.dumps(probe.wire(), indent=2) + "\n")
     return out
 
 

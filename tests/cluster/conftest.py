@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helm_support import Helm, make_helm
 from node_support import RealNodeCluster
 from operator_harness import Cluster, OperatorProcess, install_crd
 
@@ -41,6 +42,12 @@ def operator(
     alive = op.alive()
     op.stop()
     assert alive, f"the operator died during the tests:\n{op.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The pinned helm with its own cache and config (a module may define its own)."""
+    return make_helm(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,10 +62,12 @@ class OperatorProcess:
         policy: Path | None = None,
         namespaces: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.kube = kube
         self.extra_env = env or {}
         self.namespaces = namespaces
+        self.kubeconfig = kubeconfig or kube.kubeconfig
         self.workdir = workdir
         self.policy = policy
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,14 +79,15 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"operator-{self.starts}.log"
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Start it; with ``wait``, until /healthz answers 200."""
         self.starts += 1
         argv = [
             str(Path(sys.executable).parent / "inference-thresholds"),
             "operator",
             "run",
             *([f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]),
-            f"--kubeconfig={self.kube.kubeconfig}",
+            f"--kubeconfig={self.kubeconfig}",
             f"--metrics-port={self.metrics_port}",
             f"--liveness-port={self.liveness_port}",
             "--bind=127.0.0.1",
@@ -99,19 +103,37 @@ class OperatorProcess:
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        eventually(self.healthy, timeout=60, what=f"operator /healthz (log {self.log_path})")
+        if wait:
+            eventually(self.healthy, timeout=60, what=f"operator /healthz (log {self.log_path})")
 
     def healthy(self) -> bool:
+        return self.healthz() == 200
+
+    def healthz(self) -> int | None:
+        """The /healthz status code, None while nothing answers."""
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
+                f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=5
             ) as resp:
-                return bool(resp.status == 200)
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
         except OSError:
-            return False
+            return None
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(resident now, peak resident) of the operator process, MiB (VmRSS, VmHWM)."""
+        assert self.proc is not None
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else "0"
+        if "VmRSS" not in fields:  # a zombie: killed, not reaped yet
+            raise RuntimeError(f"operator process {self.proc.pid} has exited")
+        return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
 
     def health(self) -> dict[str, Any]:
         """/healthz as JSON (with leader election: role "leader" or "standby")."""

@@ -77,6 +77,7 @@ def test_demo_on_a_real_node(short_tmp: Path) -> None:
     assert "STATUS: deployed" in out  # helm install
     for component in ("operator", "node-agent"):  # the chart's pods, Running and Ready
         assert re.search(rf"inference-thresholds-{component}-\S+\s+1/1\s+Running", out), component
+    assert "ok: crd" in out and "ok: deployment" in out and "ok: metrics" in out  # helm test
     assert "The agent pod detected this machine" in out
     # A workload pod's logs: its node, the legacy variables, the mounted document.
     assert "NODE_NAME=localhost BITNET_MAX_MEMORY_MB=" in out

@@ -8,7 +8,9 @@
 
 There is no kubelet here (see test_helm_install.py): hook Jobs and Pods are not run by a
 node, so their container args run as local processes with TokenRequest tokens of the
-hooks' own ServiceAccounts, applied as Helm applies them before the hook runs.
+hooks' own ServiceAccounts, applied as Helm applies them before the hook runs. Here the
+RBAC is exact and denials are checked; test_node_helm_hooks.py runs the same hooks for
+real on a kubelet (`helm test`, `helm uninstall` with prune).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from inference_thresholds.api.node_contract import (
     OWNED_LABELS_ANNOTATION,
     PROFILE_ANNOTATION,
 )
+from inference_thresholds.cli.main import build_parser
 from inference_thresholds_agent.profile import detect_profile
 from inference_thresholds_agent.publisher import KubernetesNodeApi, publish
 from inference_thresholds_dev.cluster.access import ClusterAccess
@@ -76,6 +79,11 @@ def test_hooks_and_new_values_render(helm: Helm) -> None:
     }  # fmt: skip
     pod = find(tests, "Pod")
     assert pod["spec"]["containers"][0]["args"][:3] == ["operator", "check", "--crd"]
+    # The Pod (its log is the result) stays until the next run; its grants go after it ran.
+    policies = {o["kind"]: o["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+                for o in tests}  # fmt: skip
+    assert policies.pop("Pod") == "before-hook-creation"
+    assert set(policies.values()) == {"before-hook-creation,hook-succeeded"}
     (crd_rule,) = find(tests, "ClusterRole")["rules"]
     assert crd_rule["verbs"] == ["get"] and crd_rule["resourceNames"] == [CRD_NAME]
     assert not _hooks(helm.objects({"tests": {"enabled": False}}, hooks=True), "test")
@@ -107,6 +115,55 @@ def test_hooks_and_new_values_render(helm: Helm) -> None:
     bad = helm.run("template", "x", str(CHART), "--set", "operator.prometheus.url=prom:9090",
                    check=False)  # fmt: skip
     assert bad.returncode != 0 and "operator/prometheus/url" in bad.stderr
+
+
+def _hook_pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        "prune": find(_hooks(objects, "post-delete"), "Job")["spec"]["template"]["spec"],
+        "test": find(_hooks(objects, "test"), "Pod")["spec"],
+    }
+
+
+def test_hook_pods_get_the_main_pods_network_settings(helm: Helm) -> None:
+    """Where pods reach the API server only from the host (apiServer, hostNetwork,
+    bindAddress), the prune Job and the helm test Pod do too; the defaults stay as they were."""
+    parser = build_parser()
+    local = {
+        "apiServer": {"host": "127.0.0.1", "port": 6443},
+        "operator": {"hostNetwork": True, "bindAddress": "127.0.0.1",
+                     "metrics": {"port": 18080}, "liveness": {"port": 18081}},
+        "agent": {"hostNetwork": True, "bindAddress": "127.0.0.1", "metrics": {"port": 18082},
+                  "prune": {"enabled": True}},
+    }  # fmt: skip
+    for name, pod in _hook_pods(helm.objects(local, hooks=True)).items():
+        assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+        assert pod["enableServiceLinks"] is False, name
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1", name
+        assert env["KUBERNETES_SERVICE_PORT"] == "6443", name
+        assert parser.parse_args(container["args"]).func is not None, name
+    test = _hook_pods(helm.objects(local, hooks=True))["test"]
+    args = test["containers"][0]["args"]
+    assert "--metrics-url=http://127.0.0.1:18080/metrics" in args
+    (term,) = test["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    selector = term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "operator"
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    for bind, host in (("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("::1", "[::1]")):
+        local["operator"]["bindAddress"] = bind  # type: ignore[index]
+        args = _hook_pods(helm.objects(local, hooks=True))["test"]["containers"][0]["args"]
+        assert f"--metrics-url=http://{host}:18080/metrics" in args, bind
+
+    # The defaults: the pod network and the kubernetes Service; no Service link variables.
+    pods = _hook_pods(helm.objects({"agent": {"prune": {"enabled": True}}}, hooks=True))
+    for name, pod in pods.items():
+        assert "hostNetwork" not in pod and "affinity" not in pod, name
+        assert pod["enableServiceLinks"] is False, name
+        env = {e["name"] for e in pod["containers"][0].get("env") or []}
+        assert "KUBERNETES_SERVICE_HOST" not in env, name
+    assert any(a.startswith("--metrics-url=http://it-inference-thresholds-operator-metrics.")
+               for a in pods["test"]["containers"][0]["args"])  # fmt: skip
 
 
 def test_prune_hook_removes_what_the_agent_published_with_its_own_rbac(

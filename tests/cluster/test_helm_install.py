@@ -216,7 +216,8 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
                 forbidden(lambda: core.patch_node(node, {"metadata": {"labels": {"x": "y"}}}))
                 forbidden(lambda: core.list_namespaced_secret(release.namespace))
                 forbidden(lambda: core.list_secret_for_all_namespaces())
-                forbidden(lambda: core.delete_namespaced_config_map(cm, release.namespace))
+                # delete: only its own ConfigMaps, one by one (a renamed one); never in bulk
+                forbidden(lambda: core.delete_collection_namespaced_config_map(release.namespace))
                 forbidden(lambda: core.create_namespaced_pod(release.namespace, {
                     "metadata": {"name": "x"},
                     "spec": {"containers": [{"name": "x", "image": "x"}]},

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, Helm, make_helm
+from helm_support import CHART, Helm
 from node_support import RealNodeCluster, metric, pod_ready, scrape
 
 from inference_thresholds_dev.local_chart import client_deployment, host_network_pod
@@ -81,11 +81,6 @@ def bitnet_edge_cr(namespace: str, node: str) -> dict[str, Any]:
     doc["metadata"]["namespace"] = namespace
     doc["spec"]["nodeSelector"] = {"matchLabels": {"kubernetes.io/hostname": node}}
     return doc
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return make_helm(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -226,22 +221,37 @@ def test_workload_pod_validates_and_sees_a_cr_update(release: Release) -> None:
     assert "generation 1)" in first, first  # the document the operator wrote
     assert re.search(r"BITNET_MAX_MEMORY_MB=\d+", first), "envFrom gave the legacy variables"
 
-    # A CR update reaches the mounted file: kubelet's ConfigMap volume sync (awaited).
-    node.kubectl("patch", "ith", CR_NAME, "-n", ns, "--type=merge",
-                 "-p", json.dumps({"spec": {"overrides": {"maxMemoryUsageMb": 2048}}}))  # fmt: skip
+    # A CR update reaches the mounted file (kubelet's ConfigMap volume sync, awaited) and
+    # the pod's check: the envFrom variables keep their start-up value, and must not win.
+    started = re.search(r"BITNET_MAX_MEMORY_MB=([0-9.]+)", first).group(1)  # type: ignore[union-attr]
+    limit = 2048 if float(started) != 2048 else 1536
+    patch = {"spec": {"overrides": {"maxMemoryUsageMb": limit}}}
+    node.kubectl("patch", "ith", CR_NAME, "-n", ns, "--type=merge", "-p", json.dumps(patch))
     updated = node.kube.eventually(
         lambda: "exit status" in (text := logs()).partition("generation 2)")[2] and text,
         timeout=120,
         what="the client re-checking the updated thresholds in its mounted file",
     )
-    assert "exit status 0" in updated.partition("generation 2)")[2]
-    # The file itself carries the new limit (envFrom variables keep their start-up values).
+    head, _, check = updated.partition("generation 2)")
+    assert "exit status 0" in check, updated
+    env_line = head[head.rindex("--- NODE_NAME") :].splitlines()[0]
+    assert f"BITNET_MAX_MEMORY_MB={started}" in env_line, "envFrom kept its start-up value"
+    lines = check.splitlines()
+    at = next(i for i, line in enumerate(lines) if "max_memory_usage_mb" in line)
+    assert f"<= maximum {limit} MiB" in lines[at], check
+    assert "from class " in lines[at + 1], check
+    assert (
+        "env from an older ConfigMap (INFERENCE_THRESHOLDS_CONTENT_HASH" in check
+        and f"BITNET_MAX_MEMORY_MB={started}, now {limit}" in check
+        and "restart the pod to refresh its environment" in check
+    ), check
+    # The file itself carries the new limit.
     read = (
         "import json; d = json.load(open('/etc/inference-thresholds/thresholds.json')); "
         f"c = d['classes'][d['nodes'][{node.node_name!r}]]; "
         "print(c['thresholds']['maxMemoryUsageMb'])"
     )
-    assert float(node.kubectl("exec", "-n", ns, pod, "--", "python", "-c", read)) == 2048
+    assert float(node.kubectl("exec", "-n", ns, pod, "--", "python", "-c", read)) == limit
 
 
 # --- item 5: cgroup-aware detection in a container --------------------------------------------
@@ -358,7 +368,8 @@ def test_helm_uninstall_leaves_nothing_running(release: Release) -> None:
         ]
         assert left == [], f"{kind} left: {left}"
     # What stays, as the README documents: the CRD (Helm never deletes CRDs), so the CRs
-    # and the ConfigMaps they own; and the agent's labels on the Node.
+    # and the ConfigMaps they own; and, with agent.prune off (the default), the agent's
+    # labels on the Node (test_node_helm_hooks.py uninstalls with prune on: none stay).
     assert node.get("crd", CRD)["metadata"]["name"] == CRD
     assert node.get("ith", CR_NAME, "-n", release.workload_ns)
     assert release.configmap()["data"]["thresholds.json"]

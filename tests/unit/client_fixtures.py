@@ -9,10 +9,10 @@ from inference_thresholds.api.result import Thresholds
 from inference_thresholds.api.thresholds_document import (
     DEFAULT_ENV_PREFIX,
     DOCUMENT_KEY,
-    ENV_KEYS,
     ClassEntry,
     ThresholdsDocument,
 )
+from inference_thresholds.controller.configmap import render_data
 
 SMALL = Thresholds(
     min_tokens_per_second=5.2,
@@ -61,29 +61,23 @@ def two_class_document() -> ThresholdsDocument:
     )
 
 
-def env_keys(doc: ThresholdsDocument, prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
-    """The env-style keys a ConfigMap carries: the effective values, rounded like the operator."""
-    out = {}
-    for field, suffix in ENV_KEYS.items():
-        value = getattr(doc.effective, field)
-        if value is not None:
-            out[prefix + suffix] = f"{value:.4g}"
-    return out
+def envfrom(doc: ThresholdsDocument, prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
+    """What ``envFrom`` of the operator's ConfigMap injects: every key but the document."""
+    return {k: v for k, v in render_data(doc, prefix).items() if k != DOCUMENT_KEY}
 
 
 def write_configmap_volume(
     directory: Path, doc: ThresholdsDocument | str, *, with_env_keys: bool = True
 ) -> Path:
-    """Lay out files as the kubelet does: a timestamped dir, ``..data`` link, key links."""
+    """Lay out files as the kubelet does: a timestamped dir, ``..data`` link, key links;
+    the keys are the operator's own rendering (``with_env_keys=False``: the document only)."""
     data = directory / "..2026_01_01_00_00_00.000000001"
     data.mkdir(parents=True)
     keys: dict[str, str] = {}
     if isinstance(doc, ThresholdsDocument):
-        import json
-
-        keys[DOCUMENT_KEY] = json.dumps(doc.wire())
-        if with_env_keys:
-            keys.update(env_keys(doc))
+        keys = render_data(doc, DEFAULT_ENV_PREFIX)
+        if not with_env_keys:
+            keys = {DOCUMENT_KEY: keys[DOCUMENT_KEY]}
     else:
         keys[DOCUMENT_KEY] = doc
     for key, text in keys.items():

@@ -52,6 +52,15 @@ class MemoryApi:
         self.configmaps[(namespace, name)] = copy.deepcopy(dict(body))
         return self._bump(self.configmaps[(namespace, name)])
 
+    def delete_configmap(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        have = self.configmaps.get((namespace, name))
+        if have is None:
+            raise ApiException(status=404, reason="NotFound")
+        if have["metadata"].get("resourceVersion") != resource_version:
+            raise ApiException(status=409, reason="Conflict")
+        self.writes.append(("delete", f"configmap {name}"))
+        del self.configmaps[(namespace, name)]
+
     def patch_status(
         self, group: str, version: str, plural: str, namespace: str, name: str, status: Json
     ) -> Json:

@@ -12,8 +12,6 @@ from inference_thresholds_agent.cgroups import read_cgroup_cpu
 from inference_thresholds_agent.cpu import parse_cpuinfo, read_cpu
 from inference_thresholds_agent.memory import (
     parse_dmi_memory_device,
-    probe_bandwidth,
-    read_memory,
     round_significant,
 )
 from inference_thresholds_agent.nvidia import (
@@ -286,30 +284,50 @@ def test_significant_rounding() -> None:
     assert round_significant(0.0) == 0.0
 
 
-def test_bandwidth_probe_is_bounded_and_marked_measured() -> None:
-    """Bound checked on the probe's own report, not on wall time (no timed tests)."""
-    gbps, rule = probe_bandwidth(threads=1, budget_s=0.2, buffer_mib=16)
-    assert gbps > 0
-    assert rule.startswith("measured: memmove copy, 1 thread(s) x 16 MiB")
-    facts = read_memory(host("x86-epyc-vm-cgroup-v1"), read_cpu(host("x86-epyc-vm-cgroup-v1")))
-    assert facts.source is BandwidthSource.ESTIMATED
+def test_cpuset_of_smt_siblings_counts_the_cores_it_covers(tmp_path: Path) -> None:
+    """Two logical CPUs that are hyperthreads of one core give one core's throughput."""
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "".join(
+            f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n"
+            "flags\t\t: fpu lm avx avx2 fma\n\n"
+            for i in range(4)
+        )
+    )
+    (tmp_path / "proc/self").mkdir()
+    (tmp_path / "proc/self/cgroup").write_text("0::/\n")
+    cpu_dir = tmp_path / "sys/devices/system/cpu"
+    cpu_dir.mkdir(parents=True)
+    (cpu_dir / "online").write_text("0-3\n")
+    for cpu, core in enumerate((0, 0, 1, 1)):  # cpu0/cpu1 and cpu2/cpu3 are siblings
+        topology = cpu_dir / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "core_id").write_text(f"{core}\n")
+        (topology / "physical_package_id").write_text("0\n")
+    cgroup = tmp_path / "sys/fs/cgroup"
+    cgroup.mkdir(parents=True)
+    (cgroup / "cgroup.controllers").write_text("cpu cpuset\n")
+    (cgroup / "cpuset.cpus.effective").write_text("0-1\n")
+    (tmp_path / "nvml.json").write_text('{"libraryMissing": true}')
+    detection = Detector(tmp_path).run()
+    assert detection.profile.cpu.physical_cores == 2
+    assert detection.profile.cpu.usable_cores == 1.0
+    assert any("SMT siblings on 1 core(s)" in note for note in detection.notes)
 
 
-def test_probe_runs_once_per_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    import inference_thresholds_agent.memory as memory
-
-    calls: list[int] = []
-
-    def fake_probe(threads: int, budget_s: float = 1.5, buffer_mib: int = 256) -> tuple[float, str]:
-        calls.append(threads)
-        return 40.0, "measured: test"
-
-    monkeypatch.setattr(memory, "probe_bandwidth", fake_probe)
-    detector = Detector(HOSTS / "xeon-spr-pod-cgroup-v2", probe_bandwidth=True)
-    first, second = detector.run().profile, detector.run().profile
-    assert calls == [2]  # int(2.5 usable cores) threads, once
-    assert first.memory == second.memory
-    assert first.memory.bandwidth_source is BandwidthSource.MEASURED
+def test_amd_pstate_nominal_frequency_is_the_base_clock(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD Ryzen 9 7950X 16-Core "
+        "Processor\nflags\t\t: fpu lm avx avx2\n\n"
+    )
+    freq = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq"
+    freq.mkdir(parents=True)
+    (freq / "cpuinfo_max_freq").write_text("5700000\n")
+    (freq / "amd_pstate_nominal_freq").write_text("4500000\n")
+    (tmp_path / "sys/devices/system/cpu/online").write_text("0\n")
+    cpu = read_cpu(HostFiles(tmp_path))
+    assert (cpu.base_frequency_mhz, cpu.max_frequency_mhz) == (4500.0, 5700.0)
 
 
 def test_mig_and_whole_gpus_on_one_node_are_separate_groups() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from client_fixtures import BIG, two_class_document, write_configmap_volume
+from client_fixtures import BIG, SMALL, envfrom, two_class_document, write_configmap_volume
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,6 +43,28 @@ def test_bad_value_is_an_error_naming_the_variable(raw: str) -> None:
     """The seed silently kept the default; a typo must not quietly restore fixed numbers."""
     with pytest.raises(ThresholdsError, match="BITNET_MIN_SPEEDUP_FACTOR"):
         PerformanceThresholds.from_environment(env={"BITNET_MIN_SPEEDUP_FACTOR": raw})
+
+
+def test_from_environment_over_envfrom_gives_the_configmaps_effective_values() -> None:
+    """envFrom of the operator's ConfigMap (threshold keys, content hash, published list):
+    the seed API reads the thresholds and nothing else; what it lacks keeps the seed's."""
+    t = PerformanceThresholds.from_environment(env=envfrom(two_class_document()))
+    assert (t.min_tokens_per_second, t.max_latency_ms, t.max_memory_usage_mb) == (
+        SMALL.min_tokens_per_second, SMALL.max_latency_ms, SMALL.max_memory_usage_mb,
+    )  # fmt: skip
+    assert t.min_speedup_factor == 1.5  # not published: the seed default
+
+
+def test_load_follows_the_mounted_document_where_the_environment_is_stale(tmp_path: Path) -> None:
+    """from_environment() is the container's environment, fixed at start (the seed's
+    contract); load() reads the mounted document and ignores envFrom copies."""
+    doc = two_class_document()
+    mnt = write_configmap_volume(tmp_path / "m", doc)
+    older = SMALL.model_copy(update={"max_latency_ms": 9.0})
+    old = doc.model_copy(update={"content_hash": "sha256:older", "effective": older})
+    env = {"NODE_NAME": "n-big-1", **envfrom(old)}
+    assert PerformanceThresholds.from_environment(env=env).max_latency_ms == 9.0
+    assert PerformanceThresholds.load(mnt, env=env).max_latency_ms == BIG.max_latency_ms
 
 
 def test_load_is_node_aware_and_fills_gaps_with_seed_defaults(tmp_path: Path) -> None:

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from client_fixtures import BIG, SMALL, env_keys, two_class_document, write_configmap_volume
+from client_fixtures import (
+    BIG,
+    SMALL,
+    envfrom,
+    two_class_document,
+    write_configmap_volume,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,7 +87,9 @@ def test_explicit_env_override_wins_and_is_recorded(mounted: Path) -> None:
 
 
 def test_envfrom_values_do_not_erase_the_node_class(mounted: Path) -> None:
-    """envFrom injects the effective (slowest) values; the node's class must still win."""
+    """envFrom injects the effective (slowest) values; the node's class must still win,
+    also where the environment lacks the published list (an older operator's ConfigMap):
+    a value equal to the ConfigMap's own key is recognised."""
     env = {"NODE_NAME": "n-big-1"}
     for key in ("BITNET_MIN_TOKENS_PER_SECOND", "BITNET_MAX_LATENCY_MS", "BITNET_MAX_MEMORY_MB"):
         env[key] = (mounted / key).read_text()
@@ -168,18 +176,81 @@ def test_directory_in_place_of_document_is_not_found(tmp_path: Path) -> None:
         load_thresholds(tmp_path, env={})
 
 
-def test_stale_envfrom_values_are_ignored_when_hash_differs(mounted: Path) -> None:
-    """envFrom is frozen at start; after a ConfigMap update old values are not overrides."""
-    env = {
-        "NODE_NAME": "n-big-1",
-        "BITNET_MIN_TOKENS_PER_SECOND": "4.0",
-        "INFERENCE_THRESHOLDS_CONTENT_HASH": "sha256:older",
-    }
+def _older(doc: ThresholdsDocument, **effective: float) -> ThresholdsDocument:
+    """The document as it was before a CR update changed its effective thresholds."""
+    old = doc.model_copy(update={"effective": doc.effective.model_copy(update=effective)})
+    return old.model_copy(update={"content_hash": "sha256:older"})
+
+
+def test_envfrom_of_an_older_configmap_does_not_override_the_mounted_document(
+    mounted: Path,
+) -> None:
+    """What the real node showed: the pod started with BITNET_MAX_MEMORY_MB=2377, the CR
+    update brought 2048 into the mounted file, and the stale variable won as "from env"."""
+    current = two_class_document()
+    env = {"NODE_NAME": "n-small", **envfrom(_older(current, max_memory_usage_mb=2377.0))}
+    assert env["BITNET_MAX_MEMORY_MB"] == "2377"
     loaded = load_thresholds(mounted, env=env)
-    assert loaded.thresholds == BIG
-    assert any("restart the pod" in note for note in loaded.notes)
-    env["INFERENCE_THRESHOLDS_CONTENT_HASH"] = "sha256:test"  # current: a real override
-    assert load_thresholds(mounted, env=env).thresholds.min_tokens_per_second == 4.0
+    assert loaded.thresholds == SMALL and loaded.thresholds.max_memory_usage_mb == 2048
+    assert loaded.sources["max_memory_usage_mb"].kind == "class"
+    (note,) = loaded.notes
+    assert note.startswith("env from an older ConfigMap (INFERENCE_THRESHOLDS_CONTENT_HASH")
+    assert ": BITNET_MAX_MEMORY_MB=2377, now 2048; its BITNET_* variables are ignored" in note
+    assert note.endswith("restart the pod to refresh its environment")
+    # On an effective-only pod (no NODE_NAME) as well: the mounted effective values win.
+    del env["NODE_NAME"]
+    assert load_thresholds(mounted, env=env).thresholds == SMALL
+
+
+def test_envfrom_of_the_current_configmap_is_recognised_without_a_note(mounted: Path) -> None:
+    env = {"NODE_NAME": "n-small", **envfrom(two_class_document())}
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.thresholds == SMALL
+    assert all(s.kind == "class" for s in loaded.sources.values())
+    assert loaded.notes == []  # the node's class equals the effective one: nothing to say
+
+
+def test_user_variables_win_over_a_stale_or_current_envfrom(mounted: Path) -> None:
+    """env: wins over envFrom in Kubernetes: a value other than the published one is the
+    user's, whether the ConfigMap changed since the pod started or not."""
+    for published in (_older(two_class_document(), max_latency_ms=99.0), two_class_document()):
+        env = {
+            "NODE_NAME": "n-big-1",
+            **envfrom(published),
+            "BITNET_MAX_LATENCY_MS": "1234",  # under env:, over the ConfigMap's key
+            "BITNET_MIN_SPEEDUP_FACTOR": "3",  # a key the ConfigMap does not publish
+        }
+        loaded = load_thresholds(mounted, env=env)
+        assert loaded.thresholds.max_latency_ms == 1234
+        assert loaded.thresholds.min_speedup_factor == 3
+        assert loaded.sources["max_latency_ms"].detail == "env BITNET_MAX_LATENCY_MS"
+        # the envFrom copies of the other keys do not mask the node's class
+        assert loaded.thresholds.min_tokens_per_second == BIG.min_tokens_per_second
+        assert loaded.sources["min_tokens_per_second"].kind == "class"
+
+
+def test_user_variables_win_without_a_configmap_hash(mounted: Path) -> None:
+    """No hash and no published list in the environment: nothing came through envFrom of
+    this operator's ConfigMap, so a value differing from the ConfigMap's is the user's."""
+    env = {"NODE_NAME": "n-big-1", "BITNET_MAX_MEMORY_MB": "2377"}
+    loaded = load_thresholds(mounted, env=env)
+    assert loaded.thresholds.max_memory_usage_mb == 2377
+    assert loaded.sources["max_memory_usage_mb"].kind == "env"
+
+
+def test_envfrom_without_a_mounted_document_is_used(tmp_path: Path) -> None:
+    """envFrom alone (no volume): the variables are all there is, published or not."""
+    env = envfrom(two_class_document())
+    loaded = load_thresholds(tmp_path / "absent", env=env)
+    assert loaded.selection == "env-only"
+    assert loaded.thresholds == SMALL
+
+
+@pytest.mark.parametrize("published", ["", "garbage", "=1,,BITNET_MAX_MEMORY_MB", "x=" * 5000])
+def test_a_malformed_published_list_recognises_nothing(mounted: Path, published: str) -> None:
+    env = {"NODE_NAME": "n-big-1", "BITNET_MAX_MEMORY_MB": "4096",
+           "INFERENCE_THRESHOLDS_PUBLISHED_ENV": published}  # fmt: skip
+    assert load_thresholds(mounted, env=env).thresholds.max_memory_usage_mb == 4096
 
 
 def test_path_may_name_a_document_file_with_any_name(tmp_path: Path) -> None:
@@ -240,7 +311,7 @@ def test_node_class_or_effective_for_any_document(
     mnt = write_configmap_volume(tmp_path_factory.mktemp("m") / "mnt", doc)
     node = data.draw(st.sampled_from([*nodes, "unknown-node"]))
     # envFrom as Kubernetes would inject it: the ConfigMap's own env keys.
-    env = {"NODE_NAME": node, **env_keys(doc)}
+    env = {"NODE_NAME": node, **envfrom(doc)}
     loaded = load_thresholds(mnt, env=env)
     if node in nodes:
         assert loaded.class_name == nodes[node]

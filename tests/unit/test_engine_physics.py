@@ -213,3 +213,16 @@ def test_every_decision_has_a_source_and_thresholds_trace_back() -> None:
     assert t.max_latency_ms == pytest.approx(
         t.max_time_to_first_token_ms + 128 * 1000 / t.min_tokens_per_second, rel=1e-2
     )
+
+
+def test_weight_only_quantized_prefill_pays_for_dequantization() -> None:
+    """vLLM's 4-bit GEMMs dequantize in the kernel: a long prompt prefills slower than FP16,
+    while decode, which streams fewer bytes, gets faster."""
+    hw = gpu("NVIDIA A100-SXM4-80GB")
+    ctx = DeploymentContext.model_validate({"workload": {"promptTokens": 4096}})
+    base = {"parametersBillion": 8.0, "layers": 32, "kvHeads": 8, "headDim": 128, "runtime": "vllm"}
+    fp16 = compute(hw, ModelSpec.model_validate({**base, "weightBits": 16}), ctx).expected
+    awq = compute(hw, ModelSpec.model_validate({**base, "weightBits": 4.25}), ctx).expected
+    assert fp16.time_to_first_token_ms and awq.time_to_first_token_ms
+    assert awq.time_to_first_token_ms > 1.15 * fp16.time_to_first_token_ms
+    assert (awq.decode_tokens_per_second or 0) > (fp16.decode_tokens_per_second or 0)

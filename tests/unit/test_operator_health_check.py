@@ -52,6 +52,10 @@ def test_deployment_rollout() -> None:
     assert "not rolled out" in deployment_problems(rolling, "ns/op")[0]
     down = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}
     assert "no available replica" in deployment_problems(down, "ns/op")[0]
+    scaled = {"metadata": {"generation": 3}, "spec": {"replicas": 0},
+              "status": {"observedGeneration": 3}}  # fmt: skip
+    (problem,) = deployment_problems(scaled, "ns/op")
+    assert "scaled to 0 replicas" in problem and "kubectl scale deployment op -n ns" in problem
 
 
 def test_metrics_build_info_of_this_version() -> None:

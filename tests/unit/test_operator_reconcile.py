@@ -10,12 +10,17 @@ from prometheus_client import generate_latest
 
 from inference_thresholds import engine
 from inference_thresholds.api.crd import InferenceThresholdsStatus
-from inference_thresholds.api.thresholds_document import ThresholdsDocument
+from inference_thresholds.api.thresholds_document import (
+    CONTENT_HASH_KEY,
+    PUBLISHED_ENV_KEY,
+    ThresholdsDocument,
+    env_value,
+    parse_published_env,
+)
 from inference_thresholds.controller.configmap import (
     Owner,
     SyncOutcome,
     desired_configmap,
-    env_value,
     owner_label_value,
     render_data,
 )
@@ -205,6 +210,17 @@ def test_configmap_rendering_is_deterministic_with_legacy_keys() -> None:
     assert ref["uid"] == "uid-1" and ref["controller"] is True
     custom = render_data(plan.document, "APP_")
     assert "APP_MIN_TOKENS_PER_SECOND" in custom and not any(k.startswith("BITNET") for k in custom)
+
+
+def test_configmap_publishes_its_hash_and_env_keys_for_the_client() -> None:
+    """The two keys the pod-side client uses to recognise envFrom copies of this ConfigMap."""
+    plan = _plan(LLAMA)
+    assert plan.document is not None
+    data = render_data(plan.document, "APP_")
+    assert data[CONTENT_HASH_KEY] == plan.document.content_hash == document_hash(plan.document)
+    published = parse_published_env(data[PUBLISHED_ENV_KEY])
+    thresholds = {k: v for k, v in data.items() if k.startswith("APP_")}
+    assert published == thresholds and len(thresholds) >= 3
 
 
 def test_env_values_and_owner_labels() -> None:

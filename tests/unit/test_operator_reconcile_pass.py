@@ -18,7 +18,7 @@ from inference_thresholds.adaptation.state import ClassObservation, Observation,
 from inference_thresholds.api.adaptation import AdaptationStatus
 from inference_thresholds.api.crd import InferenceThresholdsSpec
 from inference_thresholds.controller.configmap import (
-    CONTENT_HASH_ANNOTATION,
+    DATA_HASH_ANNOTATION,
     MANAGED_BY_LABEL,
 )
 from inference_thresholds.controller.events import DecisionEvent
@@ -98,7 +98,7 @@ def test_first_pass_writes_configmap_status_and_events() -> None:
     assert run.cr.selection is not None and run.cr.selection.count == 2
     assert run.cr.configmap_content == (
         "uid-1",
-        cm["metadata"]["annotations"][CONTENT_HASH_ANNOTATION],
+        cm["metadata"]["annotations"][DATA_HASH_ANNOTATION],
     )
     assert run.cr.written is not None and run.cr.written[0] == "uid-1"
     assert (

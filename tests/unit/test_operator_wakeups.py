@@ -14,6 +14,7 @@ from inference_thresholds.controller.configmap import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OWNER_LABEL,
+    OWNER_UID_ANNOTATION,
     data_hash,
 )
 from inference_thresholds.controller.node_index import Selection, node_inputs
@@ -37,8 +38,11 @@ def _configmap(data: dict[str, str], content: str = "abc", uid: str = "u1") -> d
             "annotations": {
                 CONTENT_HASH_ANNOTATION: content,
                 DATA_HASH_ANNOTATION: data_hash(data),
+                OWNER_UID_ANNOTATION: uid,
             },
-            "ownerReferences": [{"kind": "InferenceThresholds", "name": "cr", "uid": uid}],
+            "ownerReferences": [
+                {"kind": "InferenceThresholds", "name": "cr", "uid": uid, "controller": True}
+            ],
         },
         "data": data,
     }
@@ -69,8 +73,8 @@ def test_node_events_without_a_change_wake_nobody() -> None:
 def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
     state = empty_operator_state()
     cr = state.enter(KEY)
-    cr.configmap_content = ("u1", "abc")
     data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}
+    cr.configmap_content = ("u1", data_hash(data))
 
     def wakes(body: dict[str, Any], type_: str = "MODIFIED") -> bool:
         cr.trigger.clear()
@@ -81,9 +85,30 @@ def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
     edited = _configmap(data)
     edited["data"] = {**data, "LLM_MIN_TOKENS_PER_SECOND": "1"}  # hand edit, hash stale
     assert wakes(edited) is True
-    assert wakes(_configmap(data, content="other")) is True  # not what we last wrote
+    recomputed = _configmap({**data, "LLM_MIN_TOKENS_PER_SECOND": "1"})  # hash made to match
+    assert wakes(recomputed) is True
     assert wakes(_configmap(data, uid="u2")) is True  # a re-created CR of the same name
     relabelled = _configmap(data)
     relabelled["metadata"]["labels"][OWNER_LABEL] = "someone-else"
     assert wakes(relabelled) is True
     assert wakes(_configmap(data), "DELETED") is True
+
+
+def test_configmap_events_wake_every_cr_naming_it() -> None:
+    """Not only the owner: a CR that could not write it, and our own ConfigMap stripped of
+    its ownerReference (issue 15 case 6: repaired only at the periodic resync)."""
+    state = empty_operator_state()
+    owner, rival = state.enter(KEY), state.enter(("ns", "rival"))
+    data = {"thresholds.json": "{}\n"}
+    owner.configmap_content = ("u1", data_hash(data))
+    owner.configmap_name = rival.configmap_name = "cr-thresholds"
+    state.enter(("other-ns", "x")).configmap_name = "cr-thresholds"
+    stripped = _configmap(data)
+    stripped["metadata"]["ownerReferences"] = []
+    for body, deleted in ((stripped, False), (_configmap(data), True)):
+        for cr in state.crs.values():
+            cr.trigger.clear()
+        wakeups.configmap_changed(state, "ns", body, deleted=deleted)
+        woken = {k for k, cr in state.crs.items() if cr.trigger.is_set()}
+        assert woken == {KEY, ("ns", "rival")}
+    assert state.rivals(KEY, "cr-thresholds") == ["rival"]

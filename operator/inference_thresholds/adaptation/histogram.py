@@ -39,7 +39,10 @@ def upper(i: int) -> float:
 def index(value: float) -> int:
     if value <= GRID_START:
         return 0
-    i = math.floor(math.log(value / GRID_START) / math.log(GRID_RATIO))
+    if not math.isfinite(value):  # beyond any float ratio: the last bucket, like 1e4 s
+        return GRID_BUCKETS - 1
+    # log(value) - log(start), not log(value / start): that ratio overflows past ~1e304.
+    i = math.floor((math.log(value) - math.log(GRID_START)) / math.log(GRID_RATIO))
     return min(max(i, 0), GRID_BUCKETS - 1)
 
 

@@ -8,7 +8,9 @@ whole deployment.
   ``rebase`` reconciles learned state with them, the spec and ``resetToken``.
 - ``fetch`` — the only I/O: for each class, the history (a range query, once, when the
   class first adapts) and this interval's distribution of each signal; when nothing at
-  all comes back, the series endpoint tells ``MetricNotFound`` from ``NoData``.
+  all comes back, the series endpoint tells ``MetricNotFound`` from ``NoData``. A value no
+  deployment can show (negative, beyond the signal's ``physical_max``) is an error
+  (``ImplausibleSample``), not an observation.
 - ``advance`` — fold the history, then the interval, into the decayed histograms and
   move thresholds by the rule in ``rule.py``: history replays through the rule, so a new
   resource with a day of history starts where a day-old one would be.
@@ -40,6 +42,15 @@ from .prometheus import PrometheusError, PrometheusResponseError, Sample, Series
 MAX_SEED_POINTS = 500  # points per range query; the step grows to fit the history
 MAX_CLASSES = 16  # classes adapted per resource (each costs a query per signal)
 MISSING_LOOKBACK = 3600.0  # the series check looks at least this far back
+# Learned values come from bounded samples; anything beyond this in a stored state (a
+# hand-edited status) is junk, not history.
+STATE_VALUE_MAX = 1e12
+
+
+class ImplausibleSample(PrometheusError):
+    """A query answered a number no deployment can show: not folded in, thresholds held."""
+
+    reason = "ImplausibleSample"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Signal:
     computed_field: str  # on AdaptationBasis
     quantile_field: str  # on AdaptationSpec
     unit: str
+    physical_max: float  # threshold units: a larger level is not an observation
 
     def level(self, seconds: float) -> float:
         """A quantile of the history (seconds) in threshold units."""
@@ -76,6 +88,9 @@ SIGNALS = (
         "computed_min_tokens_per_second",
         "decode_quantile",
         "tok/s",
+        # Per sequence: the fastest published single-stream decode is ~2,500 tok/s
+        # (wafer-scale and LPU inference services, 2024-25); 40x that is not a measurement.
+        1e5,
     ),
     Signal(
         "ttft",
@@ -86,6 +101,8 @@ SIGNALS = (
         "computed_max_time_to_first_token_ms",
         "ttft_quantile",
         "ms",
+        # A first token a day after the request is no longer a latency anyone measures.
+        86_400_000.0,
     ),
 )
 BASIS_TOLERANCE = 0.01  # relative change of the expectation that invalidates observations
@@ -144,6 +161,12 @@ def _rebase_class(
     updates: dict[str, object] = {"basis": basis}
     for sig in SIGNALS:
         s: SignalState = getattr(entry, sig.name)
+        if not _sound(s):
+            notes.append(
+                f"{entry.name}: {sig.alias}: learned state held a non-finite or absurd "
+                "number; discarded"
+            )
+            s = SignalState()
         old_e, new_e = getattr(entry.basis, sig.expected_field), getattr(basis, sig.expected_field)
         old_c, new_c = getattr(entry.basis, sig.computed_field), getattr(basis, sig.computed_field)
         if _differs(old_e, new_e) and (s.samples or s.threshold is not None):
@@ -170,6 +193,12 @@ def _rebase_class(
         updates[sig.name] = s
     entry = entry.model_copy(update=updates)
     return entry.model_copy(update={"thresholds": _thresholds(entry)}), notes
+
+
+def _sound(s: SignalState) -> bool:
+    """Every number of the learned state is finite and within STATE_VALUE_MAX."""
+    values = (s.weight, s.observed, s.last_value, s.target, s.threshold)
+    return all(v is None or (math.isfinite(v) and abs(v) <= STATE_VALUE_MAX) for v in values)
 
 
 def rebase(
@@ -273,14 +302,34 @@ def _le(labels: dict[str, str]) -> float:
         return math.nan
 
 
+def _plausible(sig: Signal, level: float) -> None:
+    """Raise ImplausibleSample for a level (threshold units, from a finite sample) that no
+    deployment shows: negative, or beyond ``physical_max`` (an overflow to inf included)."""
+    if not 0.0 <= level <= sig.physical_max:
+        raise ImplausibleSample(
+            f"the {sig.alias} query gave {level:.4g} {sig.unit}, outside "
+            f"0..{sig.physical_max:g} {sig.unit}: not an observation (check the query's units "
+            "and matchers); not learned"
+        )
+
+
 def _distribution(samples: list[Sample], kind: presets.Kind, sig: Signal) -> Distribution | None:
     if kind is presets.Kind.DISTRIBUTION:
+        for s in samples:  # bucket rates of counters: never negative
+            if math.isfinite(s.value) and s.value < 0:
+                raise ImplausibleSample(
+                    f"the {sig.alias} query gave a negative bucket rate {s.value:.4g}: not an "
+                    "observation (check the query); not learned"
+                )
         if len(samples) > histogram.MAX_RUNTIME_BUCKETS:
             raise PrometheusResponseError(
                 f"{len(samples)} buckets: more than any runtime exports; narrow the matchers"
             )
         return Distribution.from_buckets((_le(s.labels), s.value) for s in samples)
     sample = one_sample(samples)
+    if sample is not None and math.isfinite(sample.value):  # NaN, +Inf: no data
+        level = sample.value if sig.name == "decode" else sample.value * 1000.0
+        _plausible(sig, level)
     seconds = None if sample is None else sig.seconds(sample.value)
     return None if seconds is None else Distribution.point(seconds)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
 from .base import WireModel
-from .node_contract import LABEL_KEY_PATTERN, valid_label_value
+from .context import MILLISECONDS_MAX, TOKENS_PER_SECOND_MAX
+from .node_contract import LABEL_KEY_PATTERN, LABEL_VALUE_MAX, valid_label_value
 from .result import Thresholds
 
 ADAPTED = "Adapted"  # condition type
@@ -24,6 +25,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+_DURATION_MAX_LENGTH = 32
+TIMEOUT_MAX_SECONDS = 120.0  # Prometheus's own default query timeout is 2m
 MAX_HISTORY_SECONDS = 30 * 86400.0
 
 
@@ -107,7 +110,13 @@ class PrometheusEndpoint(WireModel):
         "never logged.",
     )
     tls: PrometheusTls = Field(default_factory=PrometheusTls, description="TLS options.")
-    timeout: str = Field("10s", pattern=_DURATION, description="Per-query HTTP timeout, e.g. 10s.")
+    timeout: str = Field(
+        "10s",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="Deadline for each query as a whole (connect, headers and body), e.g. 10s; "
+        "at most 2m.",
+    )
 
 
 class CustomQueries(WireModel):
@@ -153,10 +162,16 @@ class AdaptationBounds(WireModel):
     """Bounds on adapted threshold values (units as in the thresholds)."""
 
     min_tokens_per_second: float | None = Field(
-        None, gt=0, description="Bound on the adapted minimum decode tokens/s."
+        None,
+        gt=0,
+        le=TOKENS_PER_SECOND_MAX,
+        description="Bound on the adapted minimum decode tokens/s.",
     )
     max_time_to_first_token_ms: float | None = Field(
-        None, gt=0, description="Bound on the adapted maximum time to first token, ms."
+        None,
+        gt=0,
+        le=MILLISECONDS_MAX,
+        description="Bound on the adapted maximum time to first token, ms.",
     )
 
 
@@ -170,7 +185,7 @@ class AlertRulesSpec(WireModel):
         "and labelMatchers. Needs the prometheus-operator CRDs; works without "
         "adaptation.enabled.",
     )
-    labels: dict[str, str] = Field(
+    labels: dict[str, Annotated[str, Field(max_length=LABEL_VALUE_MAX)]] = Field(
         default_factory=dict,
         max_length=32,
         description="Extra labels on the PrometheusRule object, e.g. the ruleSelector of your "
@@ -236,18 +251,28 @@ class AdaptationSpec(WireModel):
         "adapts the effective class only.",
     )
     interval: str = Field(
-        "1m", pattern=_DURATION, description="How often Prometheus is queried (one sample each)."
+        "1m",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="How often Prometheus is queried (one sample each).",
+    )
+    window: str = Field(
+        "5m",
+        max_length=_DURATION_MAX_LENGTH,
+        pattern=_DURATION,
+        description="Rate window of each sample's query.",
     )
     history: str = Field(
         "24h",
+        max_length=_DURATION_MAX_LENGTH,
         pattern=_DURATION,
         description="How far back a new resource (or a newly selected class) loads its "
         "history with a range query, so thresholds move from the first interval; 0s "
         "disables. At most 30d and 500 points (the step grows to fit).",
     )
-    window: str = Field("5m", pattern=_DURATION, description="Rate window of each sample's query.")
     half_life: str = Field(
         "24h",
+        max_length=_DURATION_MAX_LENGTH,
         pattern=_DURATION,
         description="Half-life of the exponential decay: a sample this old counts half.",
     )
@@ -312,6 +337,22 @@ class AdaptationSpec(WireModel):
             raise ValueError("adaptation.interval must be at least 1s")
         if parse_duration(self.half_life) <= 0:
             raise ValueError("adaptation.halfLife must be positive")
+        for name, value, high in (
+            ("interval", self.interval, 86_400.0),
+            ("window", self.window, 30 * 86_400.0),
+            ("halfLife", self.half_life, 3650 * 86_400.0),
+        ):
+            if parse_duration(value) > high:
+                raise ValueError(
+                    f"adaptation.{name} {value} is longer than {promql_duration(high)}"
+                )
+        if self.prometheus is not None:
+            timeout = parse_duration(self.prometheus.timeout)
+            if not 0 < timeout <= TIMEOUT_MAX_SECONDS:
+                raise ValueError(
+                    f"adaptation.prometheus.timeout {self.prometheus.timeout} must be more than "
+                    "0 and at most 2m"
+                )
         if parse_duration(self.history) > MAX_HISTORY_SECONDS:
             raise ValueError("adaptation.history must be at most 30d")
         return self
@@ -336,6 +377,12 @@ class AdaptationSpec(WireModel):
 # CEL rules (paths as in crd.CEL_RULES) mirroring the validator above. (Durations are
 # checked by pattern; their bounds, like history <= 30d, by the operator: InvalidSpec.)
 ADAPTATION_CEL_RULES: dict[str, list[dict[str, Any]]] = {
+    "spec.adaptation.alertRules.labels": [
+        {
+            "rule": "self.all(k, size(k) <= 317)",
+            "message": "alertRules.labels keys are at most 317 characters",
+        }
+    ],
     "spec.adaptation": [
         {
             "rule": "self.source != 'custom' || has(self.queries.decodeTokensPerSecond) || "

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import WireModel
+from .hardware import CORES_MAX, MEMORY_MAX_MIB
 from .node_contract import RESOURCE_NAME_PATTERN
+
+# Physical bounds of thresholds (overrides and adaptation bounds): a value beyond these is
+# not a threshold any deployment can meet or miss, and renders as a 300-digit env value.
+TOKENS_PER_SECOND_MAX = 100_000.0
+"""Per sequence: the fastest published single-stream decode is ~2,500 tok/s."""
+MILLISECONDS_MAX = 86_400_000.0
+"""One day: a first token or a request slower than that is not a latency."""
+MIN_CPU_CORES = 0.001
+SPEEDUP_MAX = 1_000.0
+"""bitnet.cpp reports up to 6.17x over FP16 llama.cpp."""
 
 
 class Environment(StrEnum):
@@ -47,8 +58,12 @@ class Workload(WireModel):
 
 
 class Constraints(WireModel):
-    cpu_cores: float | None = Field(None, gt=0, description="CPU cores the pod may use (limit).")
-    memory_mib: int | None = Field(None, ge=1, description="Memory the pod may use (limit), MiB.")
+    cpu_cores: float | None = Field(
+        None, gt=0, le=CORES_MAX, description="CPU cores the pod may use (limit)."
+    )
+    memory_mib: int | None = Field(
+        None, ge=1, le=MEMORY_MAX_MIB, description="Memory the pod may use (limit), MiB."
+    )
     gpus: int | None = Field(
         None, ge=1, le=64, description="GPUs the pod uses (default: fewest that hold the model)."
     )
@@ -62,18 +77,33 @@ class Constraints(WireModel):
         "replica). Default: nvidia.com/gpu where offered, else the smallest slice.",
     )
 
+    @field_validator("cpu_cores")
+    @classmethod
+    def _schedulable(cls, cores: float | None) -> float | None:
+        # Not as the schema's minimum: the apiserver compares an integer 0 with a minimum
+        # of 0.001 as integers (0 >= 0) and lets it through; exclusiveMinimum 0 holds.
+        if cores is not None and cores < MIN_CPU_CORES:
+            raise ValueError(f"at least {MIN_CPU_CORES} (1m, the smallest CPU Kubernetes grants)")
+        return cores
+
 
 class Overrides(WireModel):
     """Explicit thresholds: they win over everything and are recorded as overrides."""
 
-    min_tokens_per_second: float | None = Field(None, gt=0, description="Minimum decode tokens/s.")
-    max_time_to_first_token_ms: float | None = Field(
-        None, gt=0, description="Maximum time to first token, ms."
+    min_tokens_per_second: float | None = Field(
+        None, gt=0, le=TOKENS_PER_SECOND_MAX, description="Minimum decode tokens/s."
     )
-    max_latency_ms: float | None = Field(None, gt=0, description="Maximum request latency, ms.")
-    max_memory_usage_mb: float | None = Field(None, gt=0, description="Maximum memory, MiB.")
+    max_time_to_first_token_ms: float | None = Field(
+        None, gt=0, le=MILLISECONDS_MAX, description="Maximum time to first token, ms."
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, le=MILLISECONDS_MAX, description="Maximum request latency, ms."
+    )
+    max_memory_usage_mb: float | None = Field(
+        None, gt=0, le=MEMORY_MAX_MIB, description="Maximum memory, MiB."
+    )
     min_speedup_factor: float | None = Field(
-        None, gt=0, description="Minimum speedup over the FP16 llama.cpp baseline."
+        None, gt=0, le=SPEEDUP_MAX, description="Minimum speedup over the FP16 llama.cpp baseline."
     )
 
 

@@ -29,6 +29,7 @@ PLURAL = "inferencethresholds"
 SINGULAR = "inferencethresholds"
 SHORT_NAMES = ("ith",)
 CONFIGMAP_SUFFIX = "-thresholds"
+LABEL_KEY_MAX = 317  # a 253-character DNS prefix, '/', a 63-character name
 
 # Condition types, in the order people read them.
 READY = "Ready"
@@ -36,6 +37,7 @@ FEASIBLE = "Feasible"
 NODES_MATCHED = "NodesMatched"
 CONFIGMAP_SYNCED = "ConfigMapSynced"
 CONDITION_TYPES = (READY, FEASIBLE, NODES_MATCHED, CONFIGMAP_SYNCED)
+SPEC_WARNINGS = "SpecWarnings"  # present only while the spec contradicts itself
 
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _ENV_PREFIX = r"^([A-Za-z_][A-Za-z0-9_]*)?$"
@@ -69,7 +71,10 @@ class MatchExpression(WireModel):
     Gt and Lt."""
 
     key: str = Field(
-        min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN, description="Node label key."
+        min_length=1,
+        max_length=LABEL_KEY_MAX,
+        pattern=LABEL_KEY_PATTERN,
+        description="Node label key.",
     )
     operator: SelectorOperator = Field(
         description="In and NotIn need values; Exists and DoesNotExist take none; Gt and Lt "
@@ -117,6 +122,16 @@ class NodeSelector(WireModel):
         max_length=64,
         description="Further label requirements, all of which must hold.",
     )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _keys_bounded(cls, labels: dict[str, str]) -> dict[str, str]:
+        long = [k for k in labels if len(k) > LABEL_KEY_MAX]
+        if long:
+            raise ValueError(
+                f"label keys are at most {LABEL_KEY_MAX} characters ({len(long)} longer)"
+            )
+        return labels
 
 
 class ConfigMapSpec(WireModel):
@@ -185,6 +200,26 @@ class InferenceThresholdsSpec(WireModel):
 
     def config_map_name(self, cr_name: str) -> str:
         return self.config_map.name or f"{cr_name}{CONFIGMAP_SUFFIX}"
+
+    def warnings(self) -> list[str]:
+        """Values valid one by one that contradict each other: reported, not rejected."""
+        found = []
+        o = self.merged_overrides()
+        latency, ttft = o.max_latency_ms, o.max_time_to_first_token_ms
+        if latency is not None and ttft is not None and latency < ttft:
+            found.append(
+                f"overrides maxLatencyMs ({latency:g}) is below maxTimeToFirstTokenMs ({ttft:g}): "
+                "a request's latency includes its first token, so a request within the TTFT "
+                "limit still fails on latency; raise maxLatencyMs or lower "
+                "maxTimeToFirstTokenMs"
+            )
+        limit, memory = self.context.constraints.memory_mib, o.max_memory_usage_mb
+        if limit is not None and memory is not None and memory > limit:
+            found.append(
+                f"overrides maxMemoryUsageMb ({memory:g}) exceeds context.constraints.memoryMiB "
+                f"({limit}): the pod is OOM-killed before that threshold can trip"
+            )
+        return found
 
 
 class ConditionStatus(StrEnum):
@@ -293,6 +328,12 @@ CEL_RULES: dict[str, list[CelRule]] = {
             "message": "activeParametersBillion must not exceed parametersBillion",
             "fieldPath": ".activeParametersBillion",
         },
+    ],
+    "spec.nodeSelector.matchLabels": [
+        {
+            "rule": f"self.all(k, size(k) <= {LABEL_KEY_MAX})",
+            "message": f"label keys are at most {LABEL_KEY_MAX} characters",
+        }
     ],
     "spec.nodeSelector.matchExpressions[]": [
         {

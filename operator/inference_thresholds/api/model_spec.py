@@ -1,4 +1,8 @@
-"""What model a deployment serves: a catalog preset and/or explicit architecture."""
+"""What model a deployment serves: a catalog preset and/or explicit architecture.
+
+Every field is bounded (the CRD carries the limits, so the apiserver refuses the rest):
+the limits sit far above any published architecture, each with the fact it rests on.
+"""
 
 from __future__ import annotations
 
@@ -22,21 +26,31 @@ class ModelSpec(WireModel):
     """Explicit fields win over the preset's values."""
 
     preset: str | None = Field(
-        None, description="Catalog preset, e.g. bitnet-b1.58-2b-4t, llama-3.1-8b, qwen2.5-7b."
+        None,
+        max_length=128,
+        description="Catalog preset, e.g. bitnet-b1.58-2b-4t, llama-3.1-8b, qwen2.5-7b.",
     )
-    name: str | None = Field(None, description="Display name.")
+    name: str | None = Field(None, max_length=253, description="Display name.")
     parameters_billion: float | None = Field(
         None, gt=0, le=10000, description="Total parameters, in billions."
     )
     active_parameters_billion: float | None = Field(
         None, gt=0, le=10000, description="Parameters used per token (MoE), in billions."
     )
-    layers: int | None = Field(None, ge=1, description="Transformer layers.")
-    kv_heads: int | None = Field(None, ge=1, description="Key/value heads (GQA).")
-    head_dim: int | None = Field(None, ge=1, description="Dimension of one attention head.")
-    hidden_size: int | None = Field(None, ge=1, description="Model (embedding) dimension.")
-    vocab_size: int | None = Field(None, ge=1, description="Vocabulary size.")
-    context_length: int | None = Field(None, ge=1, description="Maximum context length, tokens.")
+    # Published maxima: 126 layers (Llama 3.1 405B), 128 KV heads, head dim 256, hidden
+    # size 25,600, vocabulary 256k, context 10M tokens; the bounds are ~40-100x those.
+    layers: int | None = Field(None, ge=1, le=10_000, description="Transformer layers.")
+    kv_heads: int | None = Field(None, ge=1, le=10_000, description="Key/value heads (GQA).")
+    head_dim: int | None = Field(
+        None, ge=1, le=65_536, description="Dimension of one attention head."
+    )
+    hidden_size: int | None = Field(
+        None, ge=1, le=1_000_000, description="Model (embedding) dimension."
+    )
+    vocab_size: int | None = Field(None, ge=1, le=100_000_000, description="Vocabulary size.")
+    context_length: int | None = Field(
+        None, ge=1, le=1_000_000_000, description="Maximum context length, tokens."
+    )
     weight_bits: float | None = Field(
         None,
         ge=1,

@@ -6,10 +6,13 @@ the API types and imports nothing beyond pydantic.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
 
+from ..text import decimal_text
 from .base import WireModel
 from .result import Complexity, Expected, Thresholds
 
@@ -37,6 +40,57 @@ def env_variables(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
 def env_fields(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
     """The inverse of ``env_variables``: variable -> Thresholds field."""
     return {var: field for field, var in env_variables(prefix).items()}
+
+
+def document_text(doc: ThresholdsDocument) -> str:
+    """The document as the ConfigMap holds it (``DOCUMENT_KEY``)."""
+    return json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"
+
+
+CONTENT_HASH_KEY = "INFERENCE_THRESHOLDS_CONTENT_HASH"
+"""ConfigMap key (so, through ``envFrom``, a variable) holding the document's contentHash.
+
+``envFrom`` variables keep their container-start values while the mounted file follows
+ConfigMap updates: a pod whose variable differs from the mounted document's hash holds
+threshold variables from an older ConfigMap."""
+
+PUBLISHED_ENV_KEY = "INFERENCE_THRESHOLDS_PUBLISHED_ENV"
+"""ConfigMap key listing the threshold keys it publishes as ``NAME=value,...``.
+
+A threshold variable equal to its entry here came from the ConfigMap through ``envFrom``
+(of the ConfigMap named by CONTENT_HASH_KEY); any other value was set by the user
+(``env:`` wins over ``envFrom`` in Kubernetes), even after the ConfigMap has changed."""
+
+# Bound on what is parsed from PUBLISHED_ENV_KEY (an env variable, editable by anyone who
+# can edit the ConfigMap): a handful of short pairs is all the operator writes.
+_PUBLISHED_ENV_MAX_CHARS = 4096
+
+
+def env_value(value: float) -> str:
+    """Integral values without '.0' (legacy code does int(...)), others to 3 decimals."""
+    return decimal_text(value, 3)
+
+
+def env_data(effective: Thresholds, prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
+    """The env-style keys of a ConfigMap: each set effective threshold, as the operator
+    writes it."""
+    out = {}
+    for field, variable in env_variables(prefix).items():
+        value = getattr(effective, field)
+        if value is not None:
+            out[variable] = env_value(float(value))
+    return out
+
+
+def published_env(env: Mapping[str, str]) -> str:
+    """PUBLISHED_ENV_KEY's value for these threshold keys: ``A=1,B=2.5`` (sorted)."""
+    return ",".join(f"{name}={value}" for name, value in sorted(env.items()))
+
+
+def parse_published_env(text: str) -> dict[str, str]:
+    """PUBLISHED_ENV_KEY's value back as name -> value; malformed pairs are skipped."""
+    pairs = (p.partition("=") for p in text[:_PUBLISHED_ENV_MAX_CHARS].split(","))
+    return {name.strip(): value.strip() for name, eq, value in pairs if eq and name.strip()}
 
 
 class ClassEntry(WireModel):

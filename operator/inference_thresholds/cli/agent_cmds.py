@@ -35,11 +35,7 @@ def register(subparsers: Any) -> None:
         help="read /proc and /sys under DIR (a host mount or a recorded snapshot); "
         "when DIR/nvml.json exists it replays that NVML recording instead of the driver",
     )
-    detect.add_argument(
-        "--probe-bandwidth",
-        action="store_true",
-        help="measure memory bandwidth with a copy probe (at most 2 s, ~512 MiB)",
-    )
+    _probe_argument(detect)
     detect.add_argument("--output", "-o", choices=("json", "yaml"), default="json")
     detect.add_argument("--notes", action="store_true", help="also print detection notes to stderr")
     detect.add_argument(
@@ -67,11 +63,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--once", action="store_true", help="one pass, then exit (0 = published)")
     run.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
     run.add_argument("--root", default="/", metavar="DIR", help="host root to read (e.g. /host)")
-    run.add_argument(
-        "--probe-bandwidth",
-        action="store_true",
-        help="measure memory bandwidth once at start (needs ~512 MiB)",
-    )
+    _probe_argument(run)
     run.add_argument(
         "--metrics-port",
         type=int,
@@ -127,6 +119,19 @@ def register(subparsers: Any) -> None:
     prune.set_defaults(func=_prune)
 
 
+def _probe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--probe-bandwidth",
+        nargs="?",
+        const="always",
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="measure memory read bandwidth with a bounded probe (about 1 s, at most 512 MiB "
+        "and half the cgroup's memory headroom): auto (default) only where no DIMM or CPU "
+        "table figure exists; a bare --probe-bandwidth means always",
+    )
+
+
 def _detect(args: argparse.Namespace) -> int:
     from inference_thresholds_agent.profile import Detector
 
@@ -137,7 +142,7 @@ def _detect(args: argparse.Namespace) -> int:
     if args.record:
         from inference_thresholds_agent.snapshot import record_host
 
-        record_host(args.record, args.root, detector.nvml)
+        record_host(args.record, args.root, detector.nvml, detector.probe_result)
     document = detection.profile.wire()
     if args.output == "yaml":
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False))

@@ -56,6 +56,12 @@ def deployment_problems(deployment: Mapping[str, Any] | None, name: str) -> list
     if deployment is None:
         return [f"Deployment {name} not found"]
     meta, status = deployment.get("metadata") or {}, deployment.get("status") or {}
+    if (deployment.get("spec") or {}).get("replicas") == 0:
+        namespace, _, short = name.partition("/")
+        return [
+            f"Deployment {name} is scaled to 0 replicas: no operator runs "
+            f"(kubectl scale deployment {short} -n {namespace} --replicas=1)"
+        ]
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return [f"Deployment {name}: the new generation is not rolled out yet"]
     if not status.get("availableReplicas"):

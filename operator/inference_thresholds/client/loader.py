@@ -2,16 +2,23 @@
 
 Resolution order, per threshold:
 
-1. an explicit env variable ``<PREFIX><KEY>`` (e.g. ``BITNET_MIN_TOKENS_PER_SECOND``)
-   whose value differs from what the ConfigMap itself carries (see below);
+1. a variable ``<PREFIX><KEY>`` (e.g. ``BITNET_MIN_TOKENS_PER_SECOND``) the user set
+   (see below);
 2. the thresholds of the node's hardware class (``NODE_NAME`` -> ``nodes`` -> ``classes``);
 3. the document's effective thresholds (those of the slowest class).
 
 The generated ConfigMap is typically used twice: mounted as a volume *and* via
-``envFrom``. The env keys it injects hold the effective (slowest-class) values, so
-treating them as overrides would erase the per-node class. An env value equal to the
-ConfigMap's own key (or to the effective value) is therefore recognised as coming from
-``envFrom`` and the node's class wins; any other value is an explicit override.
+``envFrom``. The env keys it injects hold the effective (slowest-class) values, and keep
+their container-start values while the mounted file follows updates, so treating them
+as overrides would erase the per-node class, and after a CR update bring back old
+numbers. The ConfigMap therefore also publishes its content hash and the list of its
+threshold keys with their values (``CONTENT_HASH_KEY``, ``PUBLISHED_ENV_KEY``): a variable
+equal to its published entry came from the ConfigMap and never overrides the document
+(with a note asking for a restart when that ConfigMap is older than the mounted one);
+any other value, or one under ``env:`` (which wins over ``envFrom``), is the user's.
+Without those keys (a ConfigMap from an older operator, single keys wired with
+``configMapKeyRef``) a value equal to the current ConfigMap's own key or effective value
+is taken as the ConfigMap's.
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ from ..api.base import WireModel
 from ..api.errors import field_errors
 from ..api.result import Thresholds
 from ..api.thresholds_document import (
+    CONTENT_HASH_KEY,
     DEFAULT_ENV_PREFIX,
     DOCUMENT_KEY,
     ENV_KEYS,
+    PUBLISHED_ENV_KEY,
     ThresholdsDocument,
+    env_value,
     env_variables,
+    parse_published_env,
 )
 from .errors import ThresholdsError, ThresholdsNotFoundError
 from .numbers import parse_threshold
@@ -48,13 +59,8 @@ PATH_ENV = "INFERENCE_THRESHOLDS_PATH"
 PREFIX_ENV = "INFERENCE_THRESHOLDS_ENV_PREFIX"
 """Env variable naming the prefix of the threshold variables (default ``BITNET_``)."""
 
-HASH_ENV = "INFERENCE_THRESHOLDS_CONTENT_HASH"
-"""Optional ConfigMap key (so also an envFrom variable) holding the document's hash.
-
-Env from ``envFrom`` is frozen at container start while the mounted file follows
-ConfigMap updates; when this variable differs from the file's ``contentHash`` the
-threshold variables are stale copies, not overrides, and are ignored.
-"""
+HASH_ENV = CONTENT_HASH_KEY
+"""The ConfigMap's content hash as an ``envFrom`` variable (see the module docstring)."""
 
 NODE_ENV = "NODE_NAME"
 """Env variable holding the pod's node (set it from the downward API: spec.nodeName)."""
@@ -189,6 +195,24 @@ def _configmap_key_value(directory: Path, var: str) -> float | None:
         return None
 
 
+def _from_configmap(
+    var: str,
+    raw: str,
+    value: float,
+    field: str,
+    *,
+    published: Mapping[str, str] | None,
+    doc: ThresholdsDocument,
+    directory: Path,
+) -> bool:
+    """Whether the variable ``var=raw`` is a copy of the ConfigMap's key, not the user's."""
+    if published is not None:  # the ConfigMap listed what it published (this operator)
+        return published.get(var) == raw
+    return _same(value, _configmap_key_value(directory, var)) or _same(
+        value, getattr(doc.effective, field)
+    )
+
+
 def load_thresholds(
     path: str | os.PathLike[str] | None = None,
     node_name: str | None = None,
@@ -235,15 +259,12 @@ def load_thresholds(
         reason = f"no {file}; thresholds come from {prefix}* variables only"
 
     found_env = False
-    env_hash = env.get(HASH_ENV, "").strip()
-    if apply_env and doc is not None and env_hash and env_hash != doc.content_hash:
-        apply_env = False
-        notes.append(
-            f"{HASH_ENV}={env_hash[:12]} differs from {file.name} ({doc.content_hash[:12]}): "
-            f"the {prefix}* variables predate the current ConfigMap and are ignored; "
-            "restart the pod to refresh them"
-        )
     if apply_env:
+        env_hash = env.get(HASH_ENV, "").strip()
+        published = (
+            parse_published_env(env[PUBLISHED_ENV_KEY]) if PUBLISHED_ENV_KEY in env else None
+        )
+        stale: list[str] | None = None  # set when envFrom copies predate the document
         for field, var in env_variables(prefix).items():
             raw = env.get(var, "").strip()
             if not raw:
@@ -251,18 +272,29 @@ def load_thresholds(
             found_env = True
             fix = f"set {var} to a positive number or remove it"
             value = parse_threshold(raw, source=var, fix=fix)
-            if doc is not None and (
-                _same(value, _configmap_key_value(file.parent, var))
-                or _same(value, getattr(doc.effective, field))
+            if doc is None or not _from_configmap(
+                var, raw, value, field, published=published, doc=doc, directory=file.parent
             ):
-                if selection == "node-class" and not _same(value, values.get(field)):
-                    notes.append(
-                        f"{var}={raw} matches the ConfigMap (envFrom); the node's class "
-                        f"value {values.get(field)} is used instead"
-                    )
-                continue
-            values[field] = value
-            sources[field] = ThresholdSource(kind="env", detail=f"env {var}")
+                values[field] = value
+                sources[field] = ThresholdSource(kind="env", detail=f"env {var}")
+            elif env_hash and env_hash != doc.content_hash:
+                stale = stale or []
+                now = getattr(doc.effective, field)
+                if not _same(value, now):
+                    shown = "unset" if now is None else env_value(float(now))
+                    stale.append(f"{var}={raw}, now {shown}")
+            elif selection == "node-class" and not _same(value, values.get(field)):
+                notes.append(
+                    f"{var}={raw} matches the ConfigMap (envFrom); the node's class "
+                    f"value {values.get(field)} is used instead"
+                )
+        if stale is not None and doc is not None:
+            changed = f": {'; '.join(stale)}" if stale else ""
+            notes.append(
+                f"env from an older ConfigMap ({HASH_ENV} {env_hash[:12]}, the mounted "
+                f"{file.name} {doc.content_hash[:12]}){changed}; its {prefix}* variables are "
+                "ignored for the mounted document; restart the pod to refresh its environment"
+            )
 
     if doc is None and not found_env:
         raise ThresholdsNotFoundError(

@@ -1,21 +1,24 @@
 """The adaptation loop: one per InferenceThresholds with adaptation or alert rules enabled.
 
-Every ``interval`` it queries Prometheus (in a thread: the client is blocking) for each
-adapted class — first its history with a range query, once — folds the observation into
-the learned state and hands the new state to the reconcile loop, whose planning writes
-the learned thresholds into the ConfigMap (mode Apply) and the state into status in one
-go (see ``plan_adaptation.py``). It posts one Event per move or recommendation, one per
-history load and one per change of health, and keeps the CR's PrometheusRule in line.
-Prometheus unreachable or not configured, refused credentials, a bad query, metrics that
-do not exist: the state records the reason (``Adapted=False``), thresholds are held, the
-loop carries on.
+Every ``interval`` it queries Prometheus for each adapted class — first its history with a
+range query, once — on ``OperatorState.adaptation_pool`` (threads of its own: a slow
+endpoint never holds a thread reconciles need; each request has a total deadline,
+``prometheus.py``), folds the observation into the learned state and hands the new state
+to the reconcile loop, whose planning writes the learned thresholds into the ConfigMap
+(mode Apply) and the state into status in one go (see ``plan_adaptation.py``). It posts
+one Event per move or recommendation, one per history load and one per change of health,
+and keeps the CR's PrometheusRule in line. Prometheus unreachable or not configured,
+refused credentials, a bad query, metrics that do not exist: the state records the reason
+(``Adapted=False``), thresholds are held, the loop carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -47,8 +50,15 @@ class NotConfigured(PrometheusError):
     reason = "PrometheusNotConfigured"
 
 
-def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> str:
+# A bearer token is a JWT or similar (a few KiB); a CA bundle holds a few certificates.
+_SECRET_MAX_BYTES = {"token": 64 * 1024, "ca": 1 << 20}
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what an Authorization header carries
+
+
+def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str, kind: str) -> str:
+    """The Secret's value as text, bounded; never echoed in an error (it is a secret)."""
     path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(ref.name)}"
+    where = f"{what}: Secret {namespace}/{ref.name} key {ref.key!r}"
     try:
         secret = kube.request("GET", path)
     except ApiException as exc:
@@ -58,7 +68,15 @@ def _secret_value(kube: Kube, namespace: str, ref: SecretKeyRef, what: str) -> s
     raw = (secret.get("data") or {}).get(ref.key)
     if raw is None:
         raise CredentialsError(f"{what}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
-    return base64.b64decode(raw).decode().strip()
+    try:
+        value = base64.b64decode(str(raw), validate=True).decode().strip()
+    except (ValueError, binascii.Error):
+        raise CredentialsError(f"{where} is not UTF-8 text") from None
+    if len(value) > _SECRET_MAX_BYTES[kind]:
+        raise CredentialsError(f"{where} is longer than {_SECRET_MAX_BYTES[kind]} bytes")
+    if kind == "token" and not _TOKEN.fullmatch(value):
+        raise CredentialsError(f"{where} holds characters a bearer token cannot carry")
+    return value
 
 
 def make_client(
@@ -75,10 +93,16 @@ def make_client(
     token = ca = None
     if prom.bearer_token_secret_ref is not None:
         token = _secret_value(
-            kube, namespace, prom.bearer_token_secret_ref, "prometheus.bearerTokenSecretRef"
+            kube,
+            namespace,
+            prom.bearer_token_secret_ref,
+            "prometheus.bearerTokenSecretRef",
+            "token",
         )
     if prom.tls.ca_secret_ref is not None:
-        ca = _secret_value(kube, namespace, prom.tls.ca_secret_ref, "prometheus.tls.caSecretRef")
+        ca = _secret_value(
+            kube, namespace, prom.tls.ca_secret_ref, "prometheus.tls.caSecretRef", "ca"
+        )
     return PrometheusClient(
         prom.url,
         bearer_token=token,
@@ -102,6 +126,24 @@ def observe(
     except PrometheusError as exc:
         return adapt.Observation(error=exc)
     return adapt.fetch(spec, targets, client, now)
+
+
+def _observe_as_work(
+    state: OperatorState,
+    namespace: str,
+    name: str,
+    spec: AdaptationSpec,
+    targets: list[adapt.Target],
+    now: float,
+) -> adapt.Observation:
+    """``observe`` registered as work in flight (from the pool thread, once it runs)."""
+    timeout = parse_duration(spec.prometheus.timeout) if spec.prometheus else 10.0
+    # Each request has its own deadline: a history and a live query per class and signal,
+    # the series lookup, and two Secret reads.
+    requests = 4 * len(targets) + 1
+    budget = requests * timeout + 2 * state.kube.timeout + 30
+    with state.running(f"adaptation queries {namespace}/{name}", budget):
+        return observe(state.kube, namespace, spec, state.config.prometheus_url, targets, now)
 
 
 def wanted(spec: Mapping[str, Any]) -> bool:
@@ -183,8 +225,15 @@ async def run(state: OperatorState, cr: CrState, stopped: Stopper, post: Poster)
                 for e in learned.classes
             ]
             now = time.time()
-            obs = await asyncio.to_thread(
-                observe, state.kube, namespace, spec, state.config.prometheus_url, targets, now
+            obs = await asyncio.get_running_loop().run_in_executor(
+                state.adaptation_pool,
+                _observe_as_work,
+                state,
+                namespace,
+                name,
+                spec,
+                targets,
+                now,
             )
             # Read the state only now, with no await before the write: a reconcile that
             # rebased it meanwhile is not overwritten by a stale copy.
@@ -194,7 +243,8 @@ async def run(state: OperatorState, cr: CrState, stopped: Stopper, post: Poster)
             interval = adapt.advance(current, spec, obs, now, overridden_fields(full))
             cr.adaptation = interval.state
             post(interval_events(current, interval, spec.mode))
-            cr.trigger.set()
+            if not cr.failing:  # a failing reconcile picks the state up at its retry
+                cr.trigger.set()
     finally:
         if stopped.reason is StopReason.SWITCHED_OFF:
             await asyncio.to_thread(rules.remove_now)  # both switched off: no stale alerts

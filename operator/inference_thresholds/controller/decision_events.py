@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ..api import Thresholds
-from ..api.crd import NODES_MATCHED, READY, ConditionStatus, InferenceThresholdsStatus
+from ..api.crd import (
+    CONFIGMAP_SYNCED,
+    NODES_MATCHED,
+    READY,
+    SPEC_WARNINGS,
+    ConditionStatus,
+    InferenceThresholdsStatus,
+)
 from ..text import readable_number
 from .configmap import SyncOutcome
 from .events import DecisionEvent
@@ -21,6 +28,7 @@ def decision_events(
         return _invalid_spec(plan, previous)
     events = [
         *_overrides(plan, previous),
+        *_warnings(plan, previous),
         *_classes(plan, previous),
         *_thresholds(plan, previous),
         *_configmap(sync, previous),
@@ -62,11 +70,20 @@ def _overrides(plan: Plan, previous: InferenceThresholdsStatus) -> list[Decision
     return [DecisionEvent("Normal", "OverrideApplied", f"explicit thresholds: {where}{note}")]
 
 
+def _warnings(plan: Plan, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:
+    """Contradicting values in the spec: once per change of what they are."""
+    old = previous.condition(SPEC_WARNINGS)
+    text = plan.warnings_text
+    if text and (old is None or old.message != text):
+        return [DecisionEvent("Warning", "SpecWarning", text)]
+    return []
+
+
 def _classes(plan: Plan, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:
     """Classes found, no node selected, classes the model does not fit: when that changed."""
     events = []
     old_classes = {(c.name, c.node_count) for c in previous.classes}
-    new_classes = {(c.name, len(c.nodes)) for c in plan.classes}
+    new_classes = {(c.name, len(c.nodes)) for c in plan.listed_classes}
     if plan.classes and new_classes != old_classes:
         parts = [
             f"{c.name} x{len(c.nodes)} [{c.record.hardware.source}] {c.summary}"
@@ -126,13 +143,21 @@ def _configmap(
 ) -> list[DecisionEvent]:
     if sync is None:
         return []
+    events = []
+    old_synced = previous.condition(CONFIGMAP_SYNCED)
+    if sync.sharing and (old_synced is None or sync.sharing not in old_synced.message):
+        events.append(DecisionEvent("Warning", "ConfigMapNameShared", sync.sharing))
+    return events + _configmap_write(sync, previous)
+
+
+def _configmap_write(sync: SyncOutcome, previous: InferenceThresholdsStatus) -> list[DecisionEvent]:
     if sync.action == "repaired":
         return [DecisionEvent("Warning", "ConfigMapRepaired", sync.message)]
     if sync.action in ("created", "updated"):
         return [DecisionEvent("Normal", "ConfigMapWritten", sync.message)]
     old_ready = previous.condition(READY)
-    if not sync.ok and (old_ready is None or old_ready.reason != sync.reason):
-        return [DecisionEvent("Warning", sync.reason, sync.message)]
+    if not sync.ok and (old_ready is None or old_ready.message != sync.message):
+        return [DecisionEvent("Warning", sync.reason, sync.message)]  # once, not per retry
     return []
 
 

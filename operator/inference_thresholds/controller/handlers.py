@@ -25,7 +25,7 @@ from .configmap import MANAGED_BY, MANAGED_BY_LABEL
 from .operator_state import OperatorState
 from .settings import apply_kopf_settings, current
 
-_STATE = "operator_state"  # the memo key
+_STATE = lifecycle.STATE  # the memo key
 NODE_WATCH = "node_watch"  # memo key of a node watch started before kopf (optional)
 ELECTOR = "leader_elector"  # memo key of the leader elector (optional): guards our writes
 
@@ -59,6 +59,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def probe_policy(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     state = _state(memo)
     return state.policy.describe() if state is not None else {}
+
+
+@kopf.on.probe(id="work")
+def probe_work(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    state = _state(memo)
+    return lifecycle.health(state) if state is not None else {}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

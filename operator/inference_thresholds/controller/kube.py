@@ -51,6 +51,9 @@ class ConfigMapApi(Protocol):
     def get_configmap(self, namespace: str, name: str) -> Json | None: ...
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> Json: ...
     def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json: ...
+    def delete_configmap(
+        self, namespace: str, name: str, uid: str, resource_version: str
+    ) -> None: ...
 
 
 class StatusApi(Protocol):
@@ -149,6 +152,16 @@ class Kube:
     def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
         """PUT with metadata.resourceVersion set: a concurrent writer gets us a 409."""
         return self.request("PUT", self._cm_path(namespace, name), dict(body))
+
+    def delete_configmap(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        """DELETE exactly the object that was read (preconditions): a replaced one is a 409."""
+        options = {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
+        self.request("DELETE", self._cm_path(namespace, name), options)
+
+    # --- Events -----------------------------------------------------------------------------
+
+    def create_event(self, namespace: str, body: Mapping[str, Any]) -> Json:
+        return self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", dict(body))
 
     # --- our custom resource --------------------------------------------------------------
 

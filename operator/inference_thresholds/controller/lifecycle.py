@@ -1,16 +1,26 @@
 """Operator start and stop: the state every handler shares, credentials, the node watch
 (started here unless the caller started it earlier, e.g. a standby replica keeping its
-node index warm), the policy watch."""
+node index warm), the policy watch.
+
+A start either completes or leaves nothing behind: a step that fails (the apiserver not
+answering the node list) releases what earlier steps took (the metrics port, clients,
+tasks) before kopf retries it, so a retry binds the port again instead of failing on
+"Address already in use". No single Node can fail a start: a Node whose values were
+refused is served from the rest and reported once (``wakeups.report_node``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
+from . import node_reports
 from .kube import Kube, make_api_client, make_configuration
 from .leader_election import LeaderElector, write_guard
 from .metrics import AdaptationCollector, OperatorMetrics
@@ -18,9 +28,12 @@ from .node_watch import NodeWatch
 from .operator_state import OperatorState
 from .policy_source import PolicySource
 from .settings import OperatorConfig
-from .wakeups import node_changed
+from .wakeups import node_changed, report_node
 
 log = logging.getLogger(__name__)
+
+LIST_RETRY_SECONDS = 5.0
+STATE = "operator_state"  # kopf's memo key for the OperatorState (handlers.py, runner.py)
 
 
 def node_watch(config: OperatorConfig) -> NodeWatch:
@@ -43,10 +56,7 @@ async def start(
     policy = PolicySource(config.policy_path)
     api_client = make_api_client(config.kubeconfig)
     own_watch = nodes is None
-    if nodes is None:
-        nodes = node_watch(config)
-        await nodes.start()
-    watch = nodes
+    watch = node_watch(config) if nodes is None else nodes
     state = OperatorState(
         config=config,
         kube=Kube(api_client),
@@ -56,20 +66,25 @@ async def start(
     )
     if elector is not None:
         state.kube.guard = write_guard(elector)
-    watch.listener = lambda change: node_changed(state, change)
-    state.closers.append(lambda: setattr(watch, "listener", None))
-    if own_watch:
-        state.closers.append(watch.stop)
     state.closers.append(api_client.close)
-    state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
-    if config.metrics_port is not None:
-        server, _thread = start_http_server(
-            config.metrics_port, addr=config.metrics_host, registry=state.metrics.registry
-        )
-        state.closers.append(server.shutdown)
-        log.info("metrics on %s:%s/metrics", config.metrics_host, config.metrics_port)
-    if config.policy_path:
-        state.tasks.append(asyncio.create_task(_watch_policy(state)))
+    state.closers.append(lambda: state.adaptation_pool.shutdown(wait=False, cancel_futures=True))
+    try:
+        state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
+        if config.metrics_port is not None:
+            _serve_metrics(state, config.metrics_host, config.metrics_port)
+        if own_watch:
+            state.closers.append(watch.stop)
+            await _start_watch(watch)
+        state.tasks.append(asyncio.create_task(_report_nodes(state)))
+        for record in list(state.nodes.values()):  # listed before this state existed
+            report_node(state, record.name, record)
+        watch.listener = lambda change: node_changed(state, change)
+        state.closers.append(lambda: setattr(watch, "listener", None))
+        if config.policy_path:
+            state.tasks.append(asyncio.create_task(_watch_policy(state)))
+    except BaseException:
+        stop(state)  # a retried start must find the port and everything else free
+        raise
     log.info(
         "inference-thresholds operator: namespaces=%s policy=%s",
         ",".join(config.namespaces) or "(all)",
@@ -78,12 +93,53 @@ async def start(
     return state
 
 
+def _serve_metrics(state: OperatorState, host: str, port: int) -> None:
+    server, _thread = start_http_server(port, addr=host, registry=state.metrics.registry)
+
+    def close() -> None:
+        server.shutdown()  # ends serve_forever
+        server.server_close()  # releases the port
+
+    state.closers.append(close)
+    log.info("metrics on %s:%s/metrics", host, port)
+
+
+async def _start_watch(watch: NodeWatch) -> None:
+    try:
+        await watch.start()
+    except Exception as exc:  # the API, not a Node: the listing never fails on one object
+        raise kopf.TemporaryError(
+            f"listing Nodes failed ({type(exc).__name__}: {str(exc)[:300]}); retrying",
+            delay=LIST_RETRY_SECONDS,
+        ) from exc
+
+
+async def _report_nodes(state: OperatorState) -> None:
+    """Post the Node reports queued by ``wakeups.report_node``, one at a time."""
+    while True:
+        node, message = await state.node_report_queue.get()
+        await asyncio.to_thread(node_reports.post, state.kube, node, message)
+
+
 def stop(state: OperatorState) -> None:
     for task in state.tasks:
         task.cancel()
     for close in state.closers:
         with contextlib.suppress(Exception):
             close()
+
+
+def health(state: OperatorState) -> dict[str, Any]:
+    """The liveness probe: fails (HTTP 500) while any work is far past its deadline."""
+    now = time.monotonic()
+    late = state.overdue(now)
+    if late:
+        what = "; ".join(
+            f"{w.what} running for {now - w.started:.0f} s (limit {w.deadline - w.started:.0f} s)"
+            for w in late[:5]
+        )
+        raise kopf.PermanentError(f"wedged: {what}")
+    return {"inFlight": len(state.inflight)}
 
 
 async def _watch_policy(state: OperatorState) -> None:

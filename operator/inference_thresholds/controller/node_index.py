@@ -46,6 +46,7 @@ class NodeInputs:
     labels: Mapping[str, str]
     profile: str | None  # the agent's profile annotation, as written
     status: StatusDigest
+    uid: str = ""  # names the Node in a report (node_reports.py); not part of the shape
 
     def own_labels(self) -> dict[str, str]:
         return {k: v for k, v in self.labels.items() if k in OWN_LABELS or v == self.name}
@@ -77,13 +78,19 @@ def _resources(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(items))
 
 
+def _mapping(raw: Any) -> Mapping[str, Any]:
+    """A part of a Node that should be an object; anything else reads as empty (a Node
+    is hostile until bounded: ``hardware_source`` names what it refuses)."""
+    return raw if isinstance(raw, Mapping) else {}
+
+
 def node_inputs(node: Mapping[str, Any]) -> NodeInputs:
     """Cut a Node (a plain dict as the API returns it, full or metadata-only) down to
     what the operator reads."""
-    meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
-    status = node.get("status") or {}
+    meta = _mapping(node.get("metadata"))
+    labels = _mapping(meta.get("labels"))
+    annotations = _mapping(meta.get("annotations"))
+    status = _mapping(node.get("status"))
     digest: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     allocatable = _resources(status.get("allocatable"))
     if allocatable:
@@ -92,7 +99,7 @@ def node_inputs(node: Mapping[str, Any]) -> NodeInputs:
         capacity = _resources(status.get("capacity"))
         if capacity:
             digest.append(("capacity", capacity))
-    arch = (status.get("nodeInfo") or {}).get("architecture")
+    arch = _mapping(status.get("nodeInfo")).get("architecture")
     if arch:
         digest.append(("nodeInfo", (("architecture", str(arch)),)))
     profile = annotations.get(PROFILE_ANNOTATION)
@@ -101,6 +108,7 @@ def node_inputs(node: Mapping[str, Any]) -> NodeInputs:
         labels={str(k): str(v) for k, v in labels.items()},
         profile=None if profile is None else str(profile),
         status=tuple(digest),
+        uid=str(meta.get("uid") or "")[:64],
     )
 
 
@@ -153,6 +161,7 @@ class NodeRecord:
     class_key: str
     class_name: str
     shape: NodeShape | None = field(default=None, compare=False, repr=False)
+    uid: str = field(default="", compare=False)
 
     @property
     def own_labels(self) -> Mapping[str, str]:
@@ -171,7 +180,14 @@ def node_record(node: Mapping[str, Any]) -> NodeRecord:
     """One node's record, on its own (no shape shared with other nodes)."""
     inputs = node_inputs(node)
     shape = _shape(inputs, {})
-    return NodeRecord(inputs.name, inputs.labels, shape.hardware, shape.class_key, shape.class_name)
+    return NodeRecord(
+        inputs.name,
+        inputs.labels,
+        shape.hardware,
+        shape.class_key,
+        shape.class_name,
+        uid=inputs.uid,
+    )
 
 
 class _Records(Mapping[str, NodeRecord]):
@@ -231,6 +247,7 @@ class NodeIndex(_Records):
             shape.class_key,
             shape.class_name,
             shape,
+            inputs.uid,
         )
         self._records[name] = new
         if old is not None:
@@ -299,6 +316,10 @@ class NodeChange:
 
     old: NodeRecord | None
     new: NodeRecord | None
+
+    @property
+    def name(self) -> str:
+        return (self.new or self.old).name  # type: ignore[union-attr]
 
     @property
     def hardware(self) -> bool:

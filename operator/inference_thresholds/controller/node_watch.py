@@ -93,11 +93,29 @@ class NodeWatch:
 
     # --- on the event loop ------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """List every node into the index, then keep it current from a watch thread."""
+    async def start(self, retry_seconds: float | None = None) -> None:
+        """List every node into the index, then keep it current from a watch thread.
+
+        A failed listing (the apiserver down, no RBAC for Nodes yet) raises, or with
+        ``retry_seconds`` is logged and tried again that much later until it succeeds.
+        """
         self._loop = asyncio.get_running_loop()
         began = time.monotonic()
-        items, self.resource_version = await asyncio.to_thread(self._list)
+        while True:
+            try:
+                items, self.resource_version = await asyncio.to_thread(self._list)
+                break
+            except Exception as exc:
+                if retry_seconds is None:
+                    raise
+                self.counts.errors += 1
+                log.warning(
+                    "listing Nodes failed (%s: %s); again in %.0f s",
+                    type(exc).__name__,
+                    str(exc)[:300],
+                    retry_seconds,
+                )
+                await asyncio.sleep(retry_seconds)
         self._relisted(items)
         log.info(
             "listed %d nodes (%d shapes, %s) in %.1f s",

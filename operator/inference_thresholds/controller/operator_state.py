@@ -9,8 +9,12 @@ snapshots from the metrics server's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,7 @@ from ..api.crd import InferenceThresholdsStatus
 from .kube import Kube
 from .metrics import OperatorMetrics
 from .node_index import NodeIndex, Selection
+from .node_reports import NodeReport, NodeReports
 from .policy_source import PolicySource
 from .settings import OperatorConfig
 from .stopper import Loop
@@ -31,6 +36,18 @@ CrKey = tuple[str, str]
 # are done; unbounded, a start with 500 CRs held all 500 (peak RSS 413 MiB) while the
 # thread pool worked through them. More than the pool's threads gains nothing.
 MAX_CONCURRENT_RECONCILES = 8
+# Prometheus queries of all CRs run on their own threads, never on the default pool the
+# reconciles use: a slow endpoint then delays only other CRs' adaptation, never a reconcile.
+ADAPTATION_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Work:
+    """Something in flight with a deadline; /healthz fails when one is long overdue."""
+
+    what: str
+    started: float  # time.monotonic()
+    deadline: float
 
 
 def new_trigger(config: OperatorConfig) -> Trigger:
@@ -56,12 +73,18 @@ class CrState:
     selection: Selection | None = None
     # A reconcile is running: its selection may be about to change.
     in_flight: bool = False
+    # The last pass failed and a retry is scheduled: the adaptation loop hands over its
+    # state without waking the loop, so its interval cannot defeat the backoff.
+    failing: bool = False
     # (uid, status as its wire JSON) we wrote last: the watch may not have delivered it
     # to the loop's body yet when the next reconcile starts. Text, as the body: small.
     written: tuple[str, str] | None = None
-    # (uid, content hash) of the ConfigMap its reconcile is writing or wrote last; set
+    # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
     # before the write, since the watch may deliver the echo before the write returns.
     configmap_content: tuple[str, str] | None = None
+    # The ConfigMap its spec names (from its last valid spec): CRs naming the same one
+    # are told about each other, and that ConfigMap's events wake it.
+    configmap_name: str | None = None
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
@@ -106,14 +129,41 @@ class OperatorState:
     # Every node's labels and hardware, by name: listed at startup, then kept current by
     # the node watch (node_watch.py, wakeups.py).
     nodes: NodeIndex = field(default_factory=NodeIndex)
+    # Nodes reported for refused values, so an unchanged bad Node is reported once.
+    node_reports: NodeReports = field(default_factory=NodeReports)
+    # Reports due, posted one at a time by a task (lifecycle.py): a watch event never waits.
+    node_report_queue: asyncio.Queue[NodeReport] = field(default_factory=asyncio.Queue)
     crs: dict[CrKey, CrState] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
     )
+    adaptation_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            ADAPTATION_WORKERS, thread_name_prefix="adaptation"
+        )
+    )
+    inflight: dict[int, Work] = field(default_factory=dict)
+    _tokens: Iterator[int] = field(default_factory=itertools.count)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Every per-CR loop task, also those whose CR is already forgotten (stopped at shutdown).
     loop_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closers: list[Callable[[], object]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def running(self, what: str, budget: float) -> Iterator[None]:
+        """Record ``what`` as in flight for at most ``budget`` seconds while the block runs."""
+        token = next(self._tokens)
+        now = time.monotonic()
+        self.inflight[token] = Work(what, now, now + budget)
+        try:
+            yield
+        finally:
+            del self.inflight[token]
+
+    def overdue(self, now: float) -> list[Work]:
+        """In-flight work past its deadline, oldest first."""
+        late = [w for w in list(self.inflight.values()) if now > w.deadline]
+        return sorted(late, key=lambda w: w.started)
 
     def enter(self, key: CrKey, uid: str = "") -> CrState:
         """The CR's state, created when its first event arrives."""
@@ -129,6 +179,20 @@ class OperatorState:
             return
         del self.crs[key]
         self.metrics.state.forget(*key)
+        for other in self.claimants(key[0], cr.configmap_name):
+            self.kick(other)  # a CR that could not write it may now, and no longer shares
+
+    def claimants(self, namespace: str, configmap: str | None) -> list[CrKey]:
+        """The CRs of ``namespace`` whose spec names ``configmap``."""
+        if configmap is None:
+            return []
+        return [
+            k for k, cr in self.crs.items() if k[0] == namespace and cr.configmap_name == configmap
+        ]
+
+    def rivals(self, key: CrKey, configmap: str) -> list[str]:
+        """Names of the other CRs of the namespace naming ``configmap``."""
+        return sorted(k[1] for k in self.claimants(key[0], configmap) if k != key)
 
     def kick(self, key: CrKey) -> None:
         cr = self.crs.get(key)

@@ -28,12 +28,22 @@ from ..api import (
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsSpec
 from ..api.errors import validation_message
-from ..api.thresholds_document import ClassEntry, ThresholdsDocument
+from ..api.thresholds_document import ClassEntry, ThresholdsDocument, document_text
+from ..bounds import clip
 from .classes import summary
 from .node_index import NodeRecord, Selection, select
 from .plan_adaptation import PlanAdaptation, adapt_classes
 
 ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
+# An invalid spec's message lands in the Ready condition (and is compared with it to post
+# InvalidSpec once): bounded, whatever text the spec carried.
+INVALID_MESSAGE_LIMIT = 2000
+# The apiserver refuses objects over 1 MiB (etcd's request limit): the document gets ~900 KiB,
+# the rest is env keys and metadata. Past it the other classes' decision logs are dropped.
+DOCUMENT_BUDGET = 900 * 1024
+# status.classes lists at most this many (the effective and infeasible ones first); a
+# status near etcd's limit fails every write. The ConfigMap holds every class.
+STATUS_CLASSES_MAX = 50
 ResolveFn = Callable[[ModelSpec], Any]
 
 
@@ -76,6 +86,26 @@ class Plan:
     adaptation: PlanAdaptation = field(default_factory=lambda: PlanAdaptation.kept(None))
     document: ThresholdsDocument | None = None
     config_map_name: str | None = None
+    warnings: list[str] = field(default_factory=list)  # contradictions in a valid spec
+    # Why no ConfigMap can hold the document (too many classes/nodes); None when one can.
+    oversized: str | None = None
+
+    @property
+    def listed_classes(self) -> list[ClassResult]:
+        """The classes status lists: all, or STATUS_CLASSES_MAX of them (effective first,
+        then infeasible, then by node count), by name."""
+        if len(self.classes) <= STATUS_CLASSES_MAX:
+            return self.classes
+
+        def rank(c: ClassResult) -> tuple[bool, bool, int, str]:
+            return (c.name != self.effective_class, c.feasible, -len(c.nodes), c.name)
+
+        kept = sorted(self.classes, key=rank)[:STATUS_CLASSES_MAX]
+        return sorted(kept, key=lambda c: c.name)
+
+    @property
+    def warnings_text(self) -> str:
+        return "; ".join(self.warnings)
 
     @property
     def nodes_matched(self) -> int:
@@ -105,6 +135,7 @@ def make_plan(
     if spec is None:
         return plan
     plan.spec = spec
+    plan.warnings = spec.warnings()
     groups = _select(plan, spec, nodes)
     _compute_classes(plan, spec, groups, compute, policy)
     if plan.invalid is not None:
@@ -116,7 +147,7 @@ def make_plan(
         plan.effective_class = best.name
         plan.effective = best.result.thresholds
     plan.config_map_name = spec.config_map_name(name)
-    plan.document = _document(plan)
+    plan.document = _fitted_document(plan)
     return plan
 
 
@@ -127,14 +158,15 @@ def _valid_spec(
     try:
         spec = InferenceThresholdsSpec.model_validate(dict(raw_spec))
     except ValidationError as exc:
-        plan.invalid = validation_message(exc, "spec")
+        plan.invalid = clip(validation_message(exc, "spec"), INVALID_MESSAGE_LIMIT)
         return None
     if resolve is not None:
         try:
             resolve(spec.model)
         except ValueError as exc:  # unknown preset and friends: the user's input
             text = str(exc)
-            plan.invalid = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
+            text = f"spec.{text}" if text.startswith("model.") else f"spec.model: {text}"
+            plan.invalid = clip(text, INVALID_MESSAGE_LIMIT)
             return None
     return spec
 
@@ -172,7 +204,7 @@ def _compute_classes(
     plan.classes.sort(key=lambda c: c.name)
     # The same input error on every class is the spec's fault, not the hardware's.
     if plan.classes and len(errors) == len(plan.classes) and len(set(errors)) == 1:
-        plan.invalid = errors[0]
+        plan.invalid = clip(errors[0], INVALID_MESSAGE_LIMIT)
 
 
 def _pick_effective(classes: list[ClassResult]) -> ClassResult | None:
@@ -205,6 +237,32 @@ def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[
         detail = f" — {d.detail}" if d.detail else ""
         lines.append(f"{d.step}{value} [{d.source}]{detail}")
     return lines
+
+
+def _fitted_document(plan: Plan) -> ThresholdsDocument:
+    """The document, without other classes' decision logs if a ConfigMap cannot hold them;
+    ``plan.oversized`` says why when even that does not fit."""
+    doc = _document(plan)
+    size = len(document_text(doc).encode())
+    if size <= DOCUMENT_BUDGET:
+        return doc
+    omitted = ["decisions omitted: the full document would exceed what a ConfigMap holds"]
+    classes = {
+        name: entry
+        if name == plan.effective_class
+        else entry.model_copy(update={"decisions": omitted})
+        for name, entry in doc.classes.items()
+    }
+    compact = doc.model_copy(update={"classes": classes, "content_hash": ""})
+    compact = compact.model_copy(update={"content_hash": document_hash(compact)})
+    compact_size = len(document_text(compact).encode())
+    if compact_size > DOCUMENT_BUDGET:
+        plan.oversized = (
+            f"thresholds for {len(plan.classes)} hardware classes and {plan.nodes_matched} nodes "
+            f"take {compact_size} bytes, more than a ConfigMap holds ({DOCUMENT_BUDGET}); the "
+            "ConfigMap keeps its previous content. Select fewer nodes (spec.nodeSelector)."
+        )
+    return compact
 
 
 def _document(plan: Plan) -> ThresholdsDocument:

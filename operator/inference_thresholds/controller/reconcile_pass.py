@@ -9,7 +9,9 @@ operator reconciles without a single write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,9 +21,16 @@ from pydantic import ValidationError
 from .. import engine
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import GROUP, PLURAL, VERSION, InferenceThresholdsStatus
-from .configmap import Owner, SyncOutcome, desired_configmap, sync_configmap
+from .configmap import (
+    Owner,
+    SyncOutcome,
+    data_hash,
+    delete_replaced,
+    desired_configmap,
+    sync_configmap,
+)
 from .decision_events import decision_events
-from .events import Poster
+from .events import DecisionEvent, Poster
 from .kube import ConfigMapApi, StatusApi
 from .metrics import OperatorMetrics
 from .node_index import NodeRecord
@@ -64,8 +73,12 @@ async def reconcile_once(
     now: Callable[[], str] = utc_now,
     compute: ComputeFn = engine.compute,
     resolve: ResolveFn = engine.resolve_model,
+    rivals: Callable[[str], Sequence[str]] = lambda _: (),
 ) -> bool:
-    """One pass; returns False when something failed and a retry is due."""
+    """One pass; returns False when something failed and a retry is due.
+
+    ``rivals(configmap)``: the other CRs of the namespace whose spec names that ConfigMap.
+    """
     meta = body.get("metadata", {})
     namespace, name, uid = meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", "")
     raw_status = dict(body.get("status") or {})
@@ -87,9 +100,17 @@ async def reconcile_once(
     cr.adaptation = _learned_state(cr.adaptation, plan.adaptation)
     if plan.adaptation.class_nodes:
         cr.class_nodes = plan.adaptation.class_nodes
-    sync = await _write_configmap(plan, previous, Owner(name, namespace, uid), cr, kube)
-    if sync is not None and sync.action in ("created", "updated", "repaired"):
-        metrics.configmap_writes.labels(sync.action).inc()
+    owner = Owner(name, namespace, uid)
+    if plan.config_map_name is not None:
+        cr.configmap_name = plan.config_map_name
+    sync = await _write_configmap(plan, previous, owner, cr, kube)
+    cleanup: list[DecisionEvent] = []
+    if sync is not None:
+        if sync.action in ("created", "updated", "repaired"):
+            metrics.configmap_writes.labels(sync.action).inc()
+        shared = tuple(sorted(rivals(plan.config_map_name or "")))
+        sync = dataclasses.replace(sync, shared_with=shared) if shared else sync
+        cleanup = await _delete_renamed(plan, previous, owner, sync, kube)
 
     status = new_status(plan, previous, sync, now())
     if not await _write_status(kube, namespace, name, status, raw_status):
@@ -97,7 +118,7 @@ async def reconcile_once(
     cr.remember_written(uid, status)
     cr.selection = plan.selection
     metrics.state.update(namespace, name, status)
-    post(decision_events(plan, previous, sync))
+    post([*decision_events(plan, previous, sync), *cleanup])
     result = "invalid" if plan.invalid else ("ok" if sync is None or sync.ok else "failed")
     metrics.reconciles.labels(result).inc()
     return sync is None or sync.ok
@@ -122,6 +143,8 @@ async def _write_configmap(
     """The ConfigMap the plan describes; None when the plan writes none (invalid spec)."""
     if plan.invalid is not None or plan.document is None or plan.spec is None:
         return None
+    if plan.oversized is not None:
+        return SyncOutcome("too-large", plan.oversized)
     desired = desired_configmap(
         plan.document,
         name=plan.config_map_name or "",
@@ -129,7 +152,7 @@ async def _write_configmap(
         owner=owner,
     )
     ref = previous.config_map_ref
-    cr.configmap_content = (owner.uid, plan.document.content_hash)
+    cr.configmap_content = (owner.uid, data_hash(desired["data"]))
     return await asyncio.to_thread(
         sync_configmap,
         kube,
@@ -137,6 +160,26 @@ async def _write_configmap(
         owner,
         previously_written=ref is not None and ref.name == plan.config_map_name,
     )
+
+
+async def _delete_renamed(
+    plan: Plan,
+    previous: InferenceThresholdsStatus,
+    owner: Owner,
+    sync: SyncOutcome,
+    kube: ConfigMapApi,
+) -> list[DecisionEvent]:
+    """Once the ConfigMap under a new spec.configMap.name is written, the old one goes."""
+    old = previous.config_map_ref
+    if not sync.ok or old is None or not old.name or old.name == plan.config_map_name:
+        return []
+    done = await asyncio.to_thread(delete_replaced, kube, owner.namespace, old.name, owner)
+    if done is None:
+        return []
+    deleted, message = done
+    if deleted:
+        return [DecisionEvent("Normal", "ConfigMapDeleted", message)]
+    return [DecisionEvent("Warning", "ConfigMapDeleteFailed", message)]
 
 
 async def _write_status(
@@ -150,6 +193,10 @@ async def _write_status(
     wire = status.wire()
     if wire == stored:
         return True
+    try:
+        json.dumps(wire, allow_nan=False)
+    except ValueError:  # the apiserver would refuse it (400) on every pass
+        raise ValueError("status holds a non-finite number; not written") from None
     try:
         await asyncio.to_thread(kube.patch_status, GROUP, VERSION, PLURAL, namespace, name, wire)
     except ApiException as exc:

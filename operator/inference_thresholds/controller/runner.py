@@ -17,11 +17,12 @@ Without leader election the same path runs without the Lease (standalone, one re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -29,7 +30,8 @@ from aiohttp import web
 
 from .kube import Kube, make_api_client
 from .leader_election import ElectionConfig, LeaderElector, LeaseApi, describe
-from .lifecycle import node_watch
+from .lifecycle import LIST_RETRY_SECONDS, STATE, node_watch
+from .lifecycle import health as work_health
 from .node_watch import NodeWatch
 from .settings import OperatorConfig
 
@@ -61,7 +63,10 @@ async def _health_server(
         return None
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response(report(), dumps=json.dumps)
+        try:
+            return web.json_response(report(), dumps=json.dumps)
+        except Exception as exc:  # wedged work (lifecycle.health): the pod restarts
+            return web.json_response({"error": str(exc)[:500]}, status=500, dumps=json.dumps)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
@@ -95,30 +100,53 @@ async def serve(config: OperatorConfig, *, kopf_options: dict[str, Any]) -> int:
             election,
         )
 
+    memo = kopf.Memo()
+
     def report() -> dict[str, Any]:
         out: dict[str, Any] = {**role, "nodes": len(watch.index)}
         if elector is not None:
             out["election"] = describe(elector)
+        if (state := memo.get(STATE)) is not None:
+            out["work"] = work_health(state)  # raises while work is wedged
         return out
 
     health = await _health_server(config, report) if elector is not None else None
     try:
-        await watch.start()
+        if not await _until_stopped(watch.start(LIST_RETRY_SECONDS), stop):
+            return 0  # stopped before the nodes could be listed
         if elector is not None:
             role["role"] = "standby"
             log.info("standby: waiting for the lease %s", elector.api.path)
             if not await elector.acquire(stop.wait):
                 return 0  # stopped while standing by
         role["role"] = "leader" if elector is not None else "standalone"
-        return await _lead(config, watch, elector, stop, kopf_options)
+        return await _lead(config, memo, watch, elector, stop, kopf_options)
     finally:
         watch.stop()
         if health is not None:
             await health.cleanup()
 
 
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` is set first; True when it completed."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
+
+
 async def _lead(
     config: OperatorConfig,
+    memo: kopf.Memo,
     watch: NodeWatch,
     elector: LeaderElector | None,
     stop: asyncio.Event,
@@ -126,7 +154,6 @@ async def _lead(
 ) -> int:
     from .handlers import ELECTOR, NODE_WATCH
 
-    memo = kopf.Memo()
     memo[NODE_WATCH] = watch
     if elector is not None:
         memo[ELECTOR] = elector

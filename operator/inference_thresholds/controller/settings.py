@@ -96,6 +96,8 @@ class OperatorConfig:
     lease_duration_seconds: float = 8.0
     renew_deadline_seconds: float = 5.0
     retry_period_seconds: float = 1.5
+    # A reconcile running longer than this is wedged: /healthz fails so the pod restarts.
+    wedged_seconds: float = 300.0
     # Where adaptation reads metrics when a CR names no spec.adaptation.prometheus.
     prometheus_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -129,6 +131,7 @@ class OperatorConfig:
                 env, "RENEW_DEADLINE_SECONDS", base.renew_deadline_seconds
             ),
             retry_period_seconds=_env_float(env, "RETRY_PERIOD_SECONDS", base.retry_period_seconds),
+            wedged_seconds=_env_float(env, "WEDGED_SECONDS", base.wedged_seconds),
             prometheus_url=_env_url(env, "PROMETHEUS_URL"),
         )
 

@@ -13,6 +13,7 @@ from ..api.crd import (
     FEASIBLE,
     NODES_MATCHED,
     READY,
+    SPEC_WARNINGS,
     ClassStatus,
     Condition,
     ConditionStatus,
@@ -128,11 +129,18 @@ def _conditions(
         )
         feas_c = cond(FEASIBLE, ConditionStatus.UNKNOWN, "NoMatchingNodes", "no nodes to check")
     else:
+        listed = len(plan.listed_classes)
+        more = (
+            f"; status.classes lists {listed} (the effective and infeasible first), the "
+            "ConfigMap all"
+            if listed < len(plan.classes)
+            else ""
+        )
         nodes_c = cond(
             NODES_MATCHED,
             ConditionStatus.TRUE,
             "NodesSelected",
-            f"{n} node(s) in {len(plan.classes)} hardware class(es)",
+            f"{n} node(s) in {len(plan.classes)} hardware class(es){more}",
         )
         if infeasible:
             why = "; ".join(f"{c.name} ({len(c.nodes)} node(s)): {c.reason()}" for c in infeasible)
@@ -147,7 +155,14 @@ def _conditions(
             feas_c = cond(
                 FEASIBLE, ConditionStatus.TRUE, "ModelFits", "the model fits every selected class"
             )
-    if sync is None or sync.ok:
+    if sync is not None and sync.ok and sync.shared_with:
+        cm_c = cond(
+            CONFIGMAP_SYNCED,
+            ConditionStatus.TRUE,
+            "NameShared",
+            f"ConfigMap {plan.config_map_name} is up to date; {sync.sharing}",
+        )
+    elif sync is None or sync.ok:
         cm_c = cond(
             CONFIGMAP_SYNCED,
             ConditionStatus.TRUE,
@@ -165,16 +180,23 @@ def _conditions(
         ready = cond(READY, ConditionStatus.FALSE, "ModelDoesNotFit", feas_c.message)
     else:
         extra = f"; {len(infeasible)} class(es) infeasible, see Feasible" if infeasible else ""
+        extra += (
+            f"; {len(plan.warnings)} spec warning(s), see SpecWarnings" if plan.warnings else ""
+        )
         ready = cond(
             READY,
             ConditionStatus.TRUE,
             "Reconciled",
             f"thresholds for {n} node(s) written to ConfigMap {plan.config_map_name}{extra}",
         )
-    return [ready, feas_c, nodes_c, cm_c]
+    if not plan.warnings:
+        return [ready, feas_c, nodes_c, cm_c]
+    warn_c = cond(SPEC_WARNINGS, ConditionStatus.TRUE, "ContradictoryValues", plan.warnings_text)
+    return [ready, feas_c, nodes_c, cm_c, warn_c]
 
 
 def _class_statuses(plan: Plan) -> list[ClassStatus]:
+    # At most STATUS_CLASSES_MAX: NodesMatched says how many there are.
     return [
         ClassStatus(
             name=c.name,
@@ -186,7 +208,7 @@ def _class_statuses(plan: Plan) -> list[ClassStatus]:
             thresholds=c.result.thresholds if c.result and c.feasible else Thresholds(),
             expected=c.result.expected if c.result else Expected(),
         )
-        for c in plan.classes
+        for c in plan.listed_classes
     ]
 
 

@@ -6,6 +6,7 @@ timeToFirstTokenMs}, healthy}`` (the calibration file's format).
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,15 +14,34 @@ from typing import Any
 
 from ..api import DeploymentContext, HardwareProfile, ModelSpec, ThresholdResult, Thresholds
 from .compute import compute
+from .devices import cpu_arch
 from .inputs import InputError, parse
 from .policy import Policy
 
 Thresholder = Callable[[HardwareProfile, ModelSpec, DeploymentContext], ThresholdResult]
 
 
+_CONSUMER_GPU = ("geforce", "titan", "radeon rx", "arc a")
+
+
+def device_kind(hw: HardwareProfile, result: ThresholdResult) -> str:
+    """The device families TTFT quality is judged by: x86/Arm CPUs, Apple, data-center and
+    consumer GPUs (workstation and data-center parts together)."""
+    device = result.device
+    if device is None or device.kind == "cpu":
+        return {"apple": "Apple", "arm": "Arm CPU"}.get(cpu_arch(hw), "x86 CPU")
+    product = (device.product or "").lower()
+    if "apple" in product:
+        return "Apple"
+    if any(word in product for word in _CONSUMER_GPU) or re.search(r"\brtx [2-5]0\d0", product):
+        return "consumer GPU"
+    return "datacenter GPU"
+
+
 @dataclass
 class CaseOutcome:
     id: str
+    kind: str
     healthy: bool
     feasible: bool
     expected_tps: float | None
@@ -42,6 +62,7 @@ class CaseOutcome:
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "healthy": self.healthy,
             "feasible": self.feasible,
             "expected": {
@@ -89,6 +110,7 @@ def run_case(case: Mapping[str, Any], index: int, thresholder: Thresholder) -> C
         flagged.append("maxTimeToFirstTokenMs")
     return CaseOutcome(
         id=str(case.get("id", index)),
+        kind=device_kind(hw, result),
         healthy=bool(case.get("healthy", True)),
         feasible=result.feasible,
         expected_tps=result.expected.decode_tokens_per_second,
@@ -98,6 +120,27 @@ def run_case(case: Mapping[str, Any], index: int, thresholder: Thresholder) -> C
         measured_ttft=ttft,
         flagged=flagged,
     )
+
+
+def _ttft_by_kind(outcomes: list[CaseOutcome]) -> dict[str, dict[str, Any]]:
+    """Per device kind: healthy TTFT comparisons, TTFT false alarms, median measured/max."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        limit = o.thresholds.max_time_to_first_token_ms
+        if not o.healthy or not o.measured_ttft or not limit:
+            continue
+        entry = kinds.setdefault(o.kind, {"cases": 0, "falseAlarms": 0, "ratios": []})
+        entry["cases"] += 1
+        entry["falseAlarms"] += o.measured_ttft > limit
+        entry["ratios"].append(o.measured_ttft / limit)
+    return {
+        kind: {
+            "cases": e["cases"],
+            "falseAlarms": e["falseAlarms"],
+            "medianMeasuredOverMaxTtft": statistics.median(e["ratios"]),
+        }
+        for kind, e in sorted(kinds.items())
+    }
 
 
 def summarise(outcomes: list[CaseOutcome]) -> dict[str, Any]:
@@ -112,16 +155,19 @@ def summarise(outcomes: list[CaseOutcome]) -> dict[str, Any]:
         if o.healthy and o.measured_tps and o.thresholds.min_tokens_per_second:
             tightness.append(o.thresholds.min_tokens_per_second / o.measured_tps)
     within = sum(0.5 <= r <= 2 for r in ratios)
+    by_kind = _ttft_by_kind(outcomes)
     return {
         "cases": len(outcomes),
         "healthy": len(healthy),
         "falseAlarms": sum(o.verdict == "false-alarm" for o in outcomes),
+        "ttftFalseAlarms": sum(k["falseAlarms"] for k in by_kind.values()),
         "caught": sum(o.verdict == "caught" for o in outcomes),
         "missed": sum(o.verdict == "missed" for o in outcomes),
         "infeasible": sum(o.verdict == "infeasible" for o in outcomes),
         "medianMinTpsOverMeasured": statistics.median(tightness) if tightness else None,
         "expectedWithin0p5To2": within / len(ratios) if ratios else None,
         "comparisons": len(ratios),
+        "ttftByKind": by_kind,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from ..api import (
     Complexity,
@@ -17,45 +18,14 @@ from ..api import (
     Runtime,
     ThresholdResult,
     Thresholds,
-    Workload,
 )
 from .catalog import resolve_model
-from .devices import (
-    CpuTarget,
-    DeviceTarget,
-    accelerator_target,
-    backend_policy,
-    choose_device,
-    cpu_target,
-)
-from .explain import DecisionLog, fmt
-from .model_physics import GB, MIB, ModelFigures, context_tokens, model_figures, prefill_flops
+from .cpu_performance import Performance, cpu_performance
+from .device_performance import device_performance
+from .devices import CpuTarget, DeviceTarget, accelerator_target, choose_device, cpu_target
+from .explain import DecisionLog, fmt, round_sig
+from .model_physics import MIB, ModelFigures, context_tokens, model_figures
 from .policy import Policy, env_overrides
-
-TERA = 1e12
-
-
-@dataclass(frozen=True)
-class Performance:
-    decode_tps: float | None  # per sequence
-    ttft_ms: float | None
-    note: str = ""
-
-
-def round_sig(value: float, digits: int = 3, direction: str = "nearest") -> float:
-    """Round to significant digits; minimums round down and maximums up, so rounding
-    never makes a threshold stricter than computed."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    scale = math.pow(10, digits - 1 - math.floor(math.log10(abs(value))))
-    scaled = value * scale
-    if direction == "down":
-        whole = math.floor(scaled)
-    elif direction == "up":
-        whole = math.ceil(scaled)
-    else:
-        whole = round(scaled)
-    return whole / scale
 
 
 def _rounded(t: Thresholds) -> Thresholds:
@@ -71,7 +41,7 @@ def _rounded(t: Thresholds) -> Thresholds:
     )
 
 
-def _maybe(value: float | None, direction: str) -> float | None:
+def _maybe(value: float | None, direction: Literal["down", "up"]) -> float | None:
     return None if value is None else round_sig(value, 3, direction)
 
 
@@ -85,185 +55,6 @@ def complexity_of(params_billion: float) -> Complexity:
     return Complexity.EXTRA_LARGE
 
 
-def _step_bytes(fig: ModelFigures, wl: Workload) -> tuple[float, float]:
-    """Bytes one decode step streams (weights + KV cache at mean context), and that context."""
-    mean_ctx, _ = context_tokens(wl)
-    return fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency, mean_ctx
-
-
-def _log_decode(log: DecisionLog, t_mem: float, t_comp: float, t_over: float, ceiling: str) -> None:
-    bound = "memory-bandwidth" if t_mem >= t_comp else ceiling
-    log.add(
-        "decode.tokensPerSecond",
-        1 / (max(t_mem, t_comp) + t_over),
-        "tok/s",
-        "computed",
-        f"1 / (max({fmt(t_mem * 1e3)}, {fmt(t_comp * 1e3)}) + {fmt(t_over * 1e3)} ms): "
-        f"{bound} bound, per sequence",
-    )
-
-
-def _cpu_performance(
-    fig: ModelFigures,
-    target: CpuTarget,
-    ctx: DeploymentContext,
-    policy: Policy,
-    hidden: int | None,
-    log: DecisionLog | None,
-) -> Performance:
-    cpol = policy.cpu
-    wl = ctx.workload
-    step_bytes, mean_ctx = _step_bytes(fig, wl)
-    t_mem = step_bytes / (target.usable_bandwidth_gbps * GB)
-    cycles = target.cores * target.frequency_ghz * 1e9
-    ops = 2 * fig.active_params * wl.concurrency
-    if fig.runtime == Runtime.BITNET_CPP and fig.weight_bits <= 2.5:
-        head_ops = 2 * fig.head_params * wl.concurrency
-        t_comp = (ops - head_ops) / (cycles * cpol.ternary_ops_per_cycle) + head_ops / (
-            cycles * target.fp_flops_per_cycle * cpol.decode_compute_efficiency
-        )
-        kernel = f"bitnet.cpp ternary kernel {fmt(cpol.ternary_ops_per_cycle)} ops/cycle/core"
-    else:
-        per_cycle = target.int8_ops_per_cycle if fig.quantized else target.fp_flops_per_cycle
-        t_comp = ops / (cycles * per_cycle * cpol.decode_compute_efficiency)
-        kernel = (
-            f"{fmt(per_cycle)} {'int8 ops' if fig.quantized else 'FLOPs'}/cycle/core x "
-            f"{cpol.decode_compute_efficiency}"
-        )
-    t_over = fig.layers * cpol.layer_overhead_us * 1e-6
-    t_step = max(t_mem, t_comp) + t_over
-    if log:
-        log.add(
-            "decode.memoryTime",
-            t_mem * 1e3,
-            "ms",
-            "computed",
-            f"{fmt(step_bytes / GB)} GB (weights + KV at {fmt(mean_ctx)} tokens) / "
-            f"{fmt(target.usable_bandwidth_gbps)} GB/s",
-        )
-        log.add(
-            "decode.computeTime",
-            t_comp * 1e3,
-            "ms",
-            "computed",
-            f"{fmt(ops / 1e9)} Gops / ({fmt(target.cores)} cores x "
-            f"{fmt(target.frequency_ghz)} GHz x {kernel})",
-        )
-        log.add(
-            "decode.overheadTime",
-            t_over * 1e3,
-            "ms",
-            "policy",
-            f"{fig.layers} layers x {fmt(cpol.layer_overhead_us)} us thread sync",
-        )
-        _log_decode(log, t_mem, t_comp, t_over, "kernel/compute")
-    per_cycle = target.int8_ops_per_cycle if fig.quantized else target.fp_flops_per_cycle
-    flops = prefill_flops(fig, wl.prompt_tokens, hidden)
-    p_eff = cpol.prefill_efficiency.get(target.arch, 0.3)
-    t_prefill = flops / (cycles * per_cycle * p_eff)
-    ttft = t_prefill + t_over + cpol.request_overhead_ms / 1e3
-    if log:
-        log.add(
-            "prefill.timeToFirstToken",
-            ttft * 1e3,
-            "ms",
-            "computed",
-            f"{fmt(flops / TERA)} TFLOP ({wl.prompt_tokens} prompt tokens) / "
-            f"({fmt(target.cores)} cores x {fmt(target.frequency_ghz)} GHz x {fmt(per_cycle)}"
-            f"/cycle x {p_eff}) + {fmt(cpol.request_overhead_ms)} ms",
-        )
-    return Performance(1 / t_step, ttft * 1e3)
-
-
-def _device_performance(
-    fig: ModelFigures,
-    target: DeviceTarget,
-    used: int,
-    ctx: DeploymentContext,
-    policy: Policy,
-    hidden: int | None,
-    log: DecisionLog | None,
-) -> Performance:
-    bpol = backend_policy(policy, target.backend)
-    if target.bandwidth_gbps is None:
-        if log:
-            log.add(
-                "decode.tokensPerSecond",
-                None,
-                "tok/s",
-                "estimate",
-                "cannot derive: device memory bandwidth unknown; set memoryBandwidthGBps "
-                "in the profile or an override",
-            )
-        return Performance(None, None)
-    wl = ctx.workload
-    rt = fig.runtime
-    eff = bpol.bandwidth_efficiency.get(rt)
-    scale = used * (bpol.multi_device_efficiency if used > 1 else 1.0)
-    bw = target.bandwidth_gbps * scale * GB
-    step_bytes, _ = _step_bytes(fig, wl)
-    t_mem = step_bytes / (eff * bw)
-    peak = (target.fp16_tflops or 0) * TERA * scale
-    ops = 2 * fig.active_params * wl.concurrency
-    t_comp = ops / (bpol.decode_compute_efficiency * peak) if peak else 0.0
-    qf = bpol.quantized_layer_factor.get(rt) if fig.quantized else 1.0
-    t_over = fig.layers * bpol.layer_overhead_us.get(rt) * qf * 1e-6
-    t_step = max(t_mem, t_comp) + t_over
-    if log:
-        log.add(
-            "decode.bandwidthEfficiency",
-            eff,
-            None,
-            "policy",
-            f"{target.backend} backend, runtime {rt}",
-        )
-        log.add(
-            "decode.memoryTime",
-            t_mem * 1e3,
-            "ms",
-            "computed",
-            f"{fmt(step_bytes / GB)} GB / ({eff} x {fmt(target.bandwidth_gbps)} GB/s"
-            + (f" x {used} devices x {bpol.multi_device_efficiency}" if used > 1 else "")
-            + ")",
-        )
-        log.add(
-            "decode.computeTime",
-            t_comp * 1e3,
-            "ms",
-            "computed",
-            f"{fmt(ops / 1e9)} GFLOP / ({bpol.decode_compute_efficiency} x "
-            f"{fmt(peak / TERA)} TFLOPS)",
-        )
-        log.add(
-            "decode.overheadTime",
-            t_over * 1e3,
-            "ms",
-            "policy",
-            f"{fig.layers} layers x {fmt(bpol.layer_overhead_us.get(rt))} us kernel dispatch"
-            + (f" x {qf} (dequantisation)" if qf != 1.0 else ""),
-        )
-        _log_decode(log, t_mem, t_comp, t_over, "compute")
-    ttft: float | None = None
-    if peak:
-        flops = prefill_flops(fig, wl.prompt_tokens, hidden)
-        p_eff = bpol.prefill_efficiency.get(rt)
-        t_c = flops / (p_eff * peak)
-        t_w = fig.weight_bytes_stored / (eff * bw)
-        req = bpol.request_overhead_ms.get(rt) / 1e3
-        ttft = max(t_c, t_w) + t_over + req
-        if log:
-            log.add(
-                "prefill.timeToFirstToken",
-                ttft * 1e3,
-                "ms",
-                "computed",
-                f"max({fmt(flops / TERA)} TFLOP / ({p_eff} x {fmt(peak / TERA)} TFLOPS) = "
-                f"{fmt(t_c * 1e3)} ms, weight read {fmt(t_w * 1e3)} ms) + "
-                f"{fmt(t_over * 1e3)} ms dispatch + {fmt(req * 1e3)} ms request overhead",
-            )
-    return Performance(1 / t_step, ttft * 1e3 if ttft is not None else None)
-
-
 def _memory_required_mib(
     fig: ModelFigures, ctx: DeploymentContext, policy: Policy, kind: str
 ) -> tuple[float, str]:
@@ -271,11 +62,21 @@ def _memory_required_mib(
     kv = fig.kv_bytes_per_token * peak_ctx * ctx.workload.concurrency
     act = fig.weight_bytes_stored * policy.activation_fraction
     runtime = policy.cpu_runtime_overhead_mib if kind == "cpu" else policy.gpu_runtime_overhead_mib
-    total = (fig.weight_bytes_stored + kv + act) / MIB + runtime
+    # llama.cpp's CPU backend repacks 4-bit layer weights (Q4_0/Q4_K/IQ4_NL) into
+    # interleaved copies (ggml-cpu/repack.cpp) while the mapped file stays resident.
+    repack = (
+        fig.body_bytes
+        if kind == "cpu"
+        and fig.runtime == Runtime.LLAMA_CPP
+        and policy.cpu_repack_bits[0] <= fig.weight_bits < policy.cpu_repack_bits[1]
+        else 0.0
+    )
+    total = (fig.weight_bytes_stored + repack + kv + act) / MIB + runtime
     detail = (
-        f"weights {fmt(fig.weight_bytes_stored / MIB)} + KV {fmt(kv / MIB)} "
-        f"({fmt(peak_ctx)} tokens x {ctx.workload.concurrency} seq) + activations "
-        f"{fmt(act / MIB)} + runtime {fmt(runtime)} MiB"
+        f"weights {fmt(fig.weight_bytes_stored / MIB)}"
+        + (f" + repacked copy {fmt(repack / MIB)}" if repack else "")
+        + f" + KV {fmt(kv / MIB)} ({fmt(peak_ctx)} tokens x {ctx.workload.concurrency} seq) "
+        f"+ activations {fmt(act / MIB)} + runtime {fmt(runtime)} MiB"
     )
     return total, detail
 
@@ -305,6 +106,128 @@ def _devices_used(
     return used
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """Which device serves the model, what it holds, and how fast it runs it."""
+
+    target: DeviceTarget | CpuTarget
+    used: int
+    available_mib: float | None
+    choice: DeviceChoice
+    perf: Performance
+
+
+def _serve(
+    hardware: HardwareProfile,
+    kind: str,
+    fig: ModelFigures,
+    hidden: int | None,
+    need: float,
+    ctx: DeploymentContext,
+    policy: Policy,
+    log: DecisionLog,
+) -> _Serving:
+    if kind == "cpu":
+        cpu = cpu_target(hardware, ctx, log, policy.cpu, fig.weight_bits)
+        perf = cpu_performance(fig, cpu, ctx, policy.cpu, hidden, log)
+        choice = DeviceChoice(kind="cpu", product=hardware.cpu.model, count=1)
+        return _Serving(cpu, 1, cpu.memory_mib, choice, perf)
+    device = accelerator_target(hardware, kind, log, policy, ctx.constraints.gpu_resource)
+    used = _devices_used(need, device, ctx, log)
+    available = device.memory_mib * used if device.memory_mib is not None else None
+    perf = device_performance(fig, device, used, ctx, policy, hidden, log)
+    choice = DeviceChoice(
+        kind="gpu" if kind == "gpu" else "accelerator", product=device.product, count=used
+    )
+    return _Serving(device, used, available, choice, perf)
+
+
+def _expected_memory(
+    need: float, serving: _Serving, fig: ModelFigures, policy: Policy, log: DecisionLog
+) -> tuple[float, float | None]:
+    """(memory the deployment is expected to take, the most it may take to fit)."""
+    available = serving.available_mib
+    if available is None:
+        log.add(
+            "memory.available",
+            None,
+            "MiB",
+            "estimate",
+            "unknown: fit not checked; publish memory sizes to check it",
+        )
+        return need, None
+    expected, fit_limit = need, available
+    if serving.choice.kind == "gpu" and fig.runtime == Runtime.VLLM:
+        share = policy.vllm_gpu_memory_utilization
+        expected, fit_limit = max(need, available * share), available * share
+        log.add(
+            "memory.expected",
+            expected,
+            "MiB",
+            "policy",
+            f"vLLM pre-allocates gpu_memory_utilization {share} x {fmt(available)} MiB; KV "
+            "cache fills the rest",
+        )
+    log.add(
+        "memory.available",
+        fit_limit,
+        "MiB",
+        "computed",
+        "device memory x devices"
+        if serving.choice.kind != "cpu"
+        else "least of node memory and constraints.memoryMiB",
+    )
+    return expected, fit_limit
+
+
+def _fp16_baseline(fig: ModelFigures) -> ModelFigures:
+    """The same model at FP16 in llama.cpp: the reference a quantized speedup is measured on."""
+    if fig.head_params == 0:
+        per_token = fig.weight_bytes_per_token * 16 / fig.weight_bits
+    else:
+        body = fig.weight_bytes_per_token - fig.head_params * fig.embedding_bits / 8
+        per_token = body * 16 / fig.weight_bits + fig.head_params * 2
+    return replace(
+        fig,
+        weight_bits=16.0,
+        embedding_bits=16.0,
+        runtime=str(Runtime.LLAMA_CPP),
+        quantized=False,
+        weight_bytes_per_token=per_token,
+    )
+
+
+def _speedup(
+    fig: ModelFigures,
+    serving: _Serving,
+    hidden: int | None,
+    ctx: DeploymentContext,
+    policy: Policy,
+    log: DecisionLog,
+) -> float | None:
+    """Decode speedup over an FP16 llama.cpp baseline on the same device (quantized only)."""
+    decode = serving.perf.decode_tps
+    if not fig.quantized or not decode:
+        return None
+    base_fig = _fp16_baseline(fig)
+    if isinstance(serving.target, CpuTarget):
+        base = cpu_performance(base_fig, serving.target, ctx, policy.cpu, hidden, None)
+    else:
+        base = device_performance(base_fig, serving.target, serving.used, ctx, policy, hidden, None)
+    if not base.decode_tps:
+        return None
+    speedup = decode / base.decode_tps
+    log.add(
+        "speedup.expected",
+        speedup,
+        "x",
+        "computed",
+        f"{fmt(decode)} tok/s vs {fmt(base.decode_tps)} tok/s for the same model at FP16 in "
+        "llama.cpp on this device",
+    )
+    return speedup
+
+
 def compute(
     hardware: HardwareProfile,
     model: ModelSpec,
@@ -325,111 +248,32 @@ def compute(
     fig = model_figures(spec, log)
     assert spec.parameters_billion is not None
     complexity = complexity_of(spec.parameters_billion)
-    ctx = context
-    kind = choose_device(hardware, ctx, log)
-    need, need_detail = _memory_required_mib(fig, ctx, policy, kind)
+    kind = choose_device(hardware, context, log)
+    need, need_detail = _memory_required_mib(fig, context, policy, kind)
     log.add("memory.required", need, "MiB", "computed", need_detail)
-
-    target: DeviceTarget | CpuTarget
-    available: float | None
-    if kind == "cpu":
-        target = cpu_target(hardware, ctx, log, policy.cpu)
-        available = target.memory_mib
-        used = 1
-        perf = _cpu_performance(fig, target, ctx, policy, spec.hidden_size, log)
-        choice = DeviceChoice(kind="cpu", product=hardware.cpu.model, count=1)
-    else:
-        target = accelerator_target(hardware, kind, log, policy, ctx.constraints.gpu_resource)
-        used = _devices_used(need, target, ctx, log)
-        available = target.memory_mib * used if target.memory_mib is not None else None
-        perf = _device_performance(fig, target, used, ctx, policy, spec.hidden_size, log)
-        choice = DeviceChoice(
-            kind="gpu" if kind == "gpu" else "accelerator", product=target.product, count=used
+    serving = _serve(hardware, kind, fig, spec.hidden_size, need, context, policy, log)
+    expected_memory, fit_limit = _expected_memory(need, serving, fig, policy, log)
+    if fit_limit is not None and need > fit_limit:
+        choice = serving.choice
+        reason = (
+            f"model needs {fmt(need)} MiB but {fmt(fit_limit)} MiB are available on "
+            f"{choice.count} x {choice.product or choice.kind}; use a smaller or more "
+            "quantized model, fewer sequences, or larger nodes"
         )
-
-    expected_memory = need
-    vllm_reserved = kind == "gpu" and fig.runtime == Runtime.VLLM and available is not None
-    if vllm_reserved:
-        assert available is not None
-        expected_memory = max(need, available * policy.vllm_gpu_memory_utilization)
-        log.add(
-            "memory.expected",
-            expected_memory,
-            "MiB",
-            "policy",
-            f"vLLM pre-allocates gpu_memory_utilization {policy.vllm_gpu_memory_utilization}"
-            f" x {fmt(available)} MiB; KV cache fills the rest",
+        log.add("feasibility", "infeasible", None, "computed", reason)
+        return ThresholdResult(
+            feasible=False,
+            reason=reason,
+            complexity=complexity,
+            device=choice,
+            expected=Expected(memory_required_mib=need),
+            decisions=log.decisions,
         )
-
-    if available is not None:
-        fit_limit = available * (policy.vllm_gpu_memory_utilization if vllm_reserved else 1.0)
-        log.add(
-            "memory.available",
-            fit_limit,
-            "MiB",
-            "computed",
-            "device memory x devices"
-            if kind != "cpu"
-            else "least of node memory and constraints.memoryMiB",
-        )
-        if need > fit_limit:
-            reason = (
-                f"model needs {fmt(need)} MiB but {fmt(fit_limit)} MiB are available on "
-                f"{choice.count} x {choice.product or kind}; use a smaller or more "
-                "quantized model, fewer sequences, or larger nodes"
-            )
-            log.add("feasibility", "infeasible", None, "computed", reason)
-            return ThresholdResult(
-                feasible=False,
-                reason=reason,
-                complexity=complexity,
-                device=choice,
-                expected=Expected(memory_required_mib=need),
-                decisions=log.decisions,
-            )
-    else:
-        log.add(
-            "memory.available",
-            None,
-            "MiB",
-            "estimate",
-            "unknown: fit not checked; publish memory sizes to check it",
-        )
-
-    # Speedup over an FP16 llama.cpp baseline on the same device (quantized models only).
-    speedup: float | None = None
-    if fig.quantized and perf.decode_tps:
-        base_fig = replace(
-            fig,
-            weight_bits=16.0,
-            embedding_bits=16.0,
-            runtime=str(Runtime.LLAMA_CPP),
-            quantized=False,
-            weight_bytes_per_token=fig.weight_bytes_per_token * 16 / fig.weight_bits
-            if fig.head_params == 0
-            else (fig.weight_bytes_per_token - fig.head_params * fig.embedding_bits / 8)
-            * 16
-            / fig.weight_bits
-            + fig.head_params * 2,
-        )
-        if isinstance(target, CpuTarget):
-            base = _cpu_performance(base_fig, target, ctx, policy, spec.hidden_size, None)
-        else:
-            base = _device_performance(base_fig, target, used, ctx, policy, spec.hidden_size, None)
-        if base.decode_tps:
-            speedup = perf.decode_tps / base.decode_tps
-            log.add(
-                "speedup.expected",
-                speedup,
-                "x",
-                "computed",
-                f"{fmt(perf.decode_tps)} tok/s vs {fmt(base.decode_tps)} tok/s for the same "
-                "model at FP16 in llama.cpp on this device",
-            )
-
+    perf = serving.perf
+    speedup = _speedup(fig, serving, spec.hidden_size, context, policy, log)
     latency = None
     if perf.decode_tps and perf.ttft_ms is not None:
-        latency = perf.ttft_ms + ctx.workload.output_tokens * 1000 / perf.decode_tps
+        latency = perf.ttft_ms + context.workload.output_tokens * 1000 / perf.decode_tps
     expected = Expected(
         decode_tokens_per_second=perf.decode_tps,
         time_to_first_token_ms=perf.ttft_ms,
@@ -440,12 +284,12 @@ def compute(
     expected = Expected.model_validate(
         {k: None if v is None else round_sig(v, 4) for k, v in expected.model_dump().items()}
     )
-    thresholds = _rounded(_thresholds(expected, ctx, policy, available, log))
-    thresholds = _apply_overrides(thresholds, ctx, policy, env, log)
+    thresholds = _thresholds(expected, context, policy, serving.available_mib, log)
+    thresholds = _apply_overrides(_rounded(thresholds), context, policy, env, log)
     return ThresholdResult(
         feasible=True,
         complexity=complexity,
-        device=choice,
+        device=serving.choice,
         expected=expected,
         thresholds=thresholds,
         decisions=log.decisions,

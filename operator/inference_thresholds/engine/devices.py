@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from ..api import BandwidthSource, DeploymentContext, DeviceInfo, DeviceKind, HardwareProfile
 from .explain import DecisionLog, fmt
 from .partition import choose_group, choose_partition, log_share, slice_share
-from .policy import CpuPolicy, DeviceBackendPolicy, Policy
+from .policy import CpuPolicy, DeviceBackendPolicy, MatmulRates, Policy
 from .specs import lookup_cpu_memory, lookup_gpu
 
 
@@ -183,13 +183,20 @@ class CpuTarget:
     arch: str  # x86 | arm | apple
     cores: float
     frequency_ghz: float
-    usable_bandwidth_gbps: float
-    int8_ops_per_cycle: float
-    fp_flops_per_cycle: float
+    core_bandwidth_gbps: float  # what one core's decode stream reaches
+    socket_bandwidth_gbps: float  # what all the pod's cores together reach (decode)
+    prefill: MatmulRates  # ops/cycle/core llama.cpp's GEMMs reach
+    decode: MatmulRates  # ops/cycle/core its decode dot products reach
+    matmul_feature: str  # the ISA feature that picked them
     memory_mib: float | None
 
+    @property
+    def usable_bandwidth_gbps(self) -> float:
+        return min(self.socket_bandwidth_gbps, self.cores * self.core_bandwidth_gbps)
 
-def _arch(hw: HardwareProfile) -> str:
+
+def cpu_arch(hw: HardwareProfile) -> str:
+    """x86, arm or apple: the CPU family the kernel rates are chosen for."""
     cpu = hw.cpu
     text = f"{cpu.vendor or ''} {cpu.model or ''}".lower()
     if "apple" in text:
@@ -205,19 +212,26 @@ def _arch(hw: HardwareProfile) -> str:
     return "x86"
 
 
-def _best(table: dict[str, float], isa: set[str]) -> tuple[str, float]:
-    hits = [(v, k) for k, v in table.items() if k in isa]
+def _best_matmul(
+    table: dict[str, MatmulRates], features: set[str], bits: float
+) -> tuple[str, MatmulRates]:
+    """The table entry of the present feature with the fastest kernel for these weights."""
+    hits = [(rates.for_bits(bits)[1], key) for key, rates in table.items() if key in features]
     if not hits:
-        return "default", table.get("default", 16.0)
-    value, key = max(hits)
-    return key, value
+        return "default", table["default"]
+    _, key = max(hits)
+    return key, table[key]
 
 
 def cpu_target(
-    hw: HardwareProfile, ctx: DeploymentContext, log: DecisionLog, cpol: CpuPolicy
+    hw: HardwareProfile,
+    ctx: DeploymentContext,
+    log: DecisionLog,
+    cpol: CpuPolicy,
+    weight_bits: float = 16.0,
 ) -> CpuTarget:
     cpu = hw.cpu
-    arch = _arch(hw)
+    arch = cpu_arch(hw)
     log.add("cpu.arch", arch, None, "computed", cpu.model or "model unknown")
     # Cores: the pod's limit, the cgroup-usable cores and the physical cores, least wins.
     candidates: list[tuple[float, str, str]] = []
@@ -241,23 +255,97 @@ def cpu_target(
     else:
         cores = 4.0
         log.add("cpu.cores", cores, "cores", "estimate", "no core counts in the profile")
-    if cpu.max_frequency_mhz or cpu.base_frequency_mhz:
-        mhz = float(cpu.max_frequency_mhz or cpu.base_frequency_mhz or 0)
+    if cpu.base_frequency_mhz:
+        # Every core running SIMD kernels holds about the base clock (power limits); the
+        # maximum is a one-core boost a busy multi-core matmul does not sustain.
+        mhz = float(cpu.base_frequency_mhz)
         log.add(
             "cpu.frequency",
             mhz / 1000,
             "GHz",
             "label",
-            "maxFrequencyMHz" if cpu.max_frequency_mhz else "baseFrequencyMHz",
+            "baseFrequencyMHz: the all-core clock under sustained SIMD load"
+            + (
+                f" (boost {fmt(cpu.max_frequency_mhz / 1000)} GHz)" if cpu.max_frequency_mhz else ""
+            ),
         )
+    elif cpu.max_frequency_mhz:
+        mhz = float(cpu.max_frequency_mhz)
+        log.add("cpu.frequency", mhz / 1000, "GHz", "label", "maxFrequencyMHz (no base clock)")
     else:
         mhz = cpol.default_frequency_mhz
         log.add("cpu.frequency", mhz / 1000, "GHz", "estimate", "no frequency in the profile")
 
-    # Socket bandwidth: profile, else CPU family table, else per-core estimate.
-    mem = hw.memory
-    sockets = cpu.sockets or 1
+    core_bw, socket_bw = _bandwidths(hw, arch, cores, cpol, log)
+    isa = {f.lower() for f in cpu.isa}
+    if arch == "apple":
+        isa |= {"neon", "asimddp"}
+    key, prefill = _best_matmul(cpol.prefill_ops_per_cycle, isa, weight_bits)
+    decode = cpol.decode_ops_per_cycle.get(key, cpol.decode_ops_per_cycle["default"])
+    if arch == "apple":
+        prefill, decode = (
+            prefill.scaled(cpol.apple_pipe_factor),
+            decode.scaled(cpol.apple_pipe_factor),
+        )
+        key += f" x Apple {fmt(cpol.apple_pipe_factor)}-pipe factor"
+    fmt_class, rate = prefill.for_bits(weight_bits)
+    log.add(
+        "cpu.matmulOpsPerCycle",
+        rate,
+        "ops/cycle/core",
+        "policy",
+        f"llama.cpp {fmt_class} prefill kernels on {key} (best ISA feature for "
+        f"{fmt(weight_bits)}-bit weights); decode dot products "
+        f"{fmt(decode.for_bits(weight_bits)[1])}",
+    )
+    memory: float | None = None
+    for value in (hw.memory.total_mib, ctx.constraints.memory_mib):
+        if value is not None:
+            memory = float(value) if memory is None else min(memory, float(value))
+    return CpuTarget(arch, cores, mhz / 1000, core_bw, socket_bw, prefill, decode, key, memory)
+
+
+def _bandwidths(
+    hw: HardwareProfile, arch: str, cores: float, cpol: CpuPolicy, log: DecisionLog
+) -> tuple[float, float]:
+    """(one core's, the pod's cores') decode bandwidth, GB/s, with their derivation."""
+    mem, cpu = hw.memory, hw.cpu
     source = mem.bandwidth_source or BandwidthSource.SPEC
+    table = lookup_cpu_memory(cpu.model) if cpu.model else None
+    sockets = cpu.sockets or 1
+    eff = cpol.bandwidth_efficiency.get("measured", 0.85)
+    if (
+        mem.bandwidth_gbps is not None
+        and source == BandwidthSource.MEASURED
+        and mem.per_core_bandwidth_gbps is not None
+        and mem.bandwidth_threads is not None
+    ):
+        # The agent's probe: what 1 and N threads really read here. More cores than it
+        # used may reach more, up to the socket (known from the family table, if any).
+        measured, threads = mem.bandwidth_gbps, mem.bandwidth_threads
+        reach, why = measured, f"{threads} probe threads read {fmt(measured)} GB/s"
+        if cores > threads and table is not None:
+            spec = table.spec_bandwidth(sockets) * cpol.bandwidth_efficiency.get("spec", 0.6)
+            if spec > measured:
+                reach, why = spec, f"more cores than probed: {table.rule} x spec share"
+        core_bw, socket_bw = mem.per_core_bandwidth_gbps * eff, reach * eff
+        log.add(
+            "memory.bandwidth",
+            measured,
+            "GB/s",
+            "measured",
+            f"{mem.bandwidth_rule or 'probe'}; per core {fmt(mem.per_core_bandwidth_gbps)} GB/s",
+        )
+        log.add(
+            "cpu.usableBandwidth",
+            min(socket_bw, cores * core_bw),
+            "GB/s",
+            "computed",
+            f"min({fmt(cores)} cores x {fmt(mem.per_core_bandwidth_gbps)} GB/s, {why}) x "
+            f"{eff} (decode stream vs read probe)",
+        )
+        return core_bw, socket_bw
+    # Socket bandwidth: profile, else CPU family table, else per-core estimate.
     if mem.bandwidth_gbps is not None:
         socket_bw = mem.bandwidth_gbps
         log.add(
@@ -268,15 +356,15 @@ def cpu_target(
             f"bandwidthSource={source}"
             + (f" ({mem.bandwidth_rule})" if mem.bandwidth_rule else ""),
         )
-    elif cpu.model and (spec := lookup_cpu_memory(cpu.model)) is not None:
-        socket_bw = spec.bandwidth_gbps * sockets
+    elif table is not None:
+        socket_bw = table.spec_bandwidth(sockets)
         source = BandwidthSource.SPEC
         log.add(
             "memory.bandwidth",
             socket_bw,
             "GB/s",
             "table",
-            spec.rule + (f" x {sockets} sockets" if sockets > 1 else ""),
+            table.rule + (f" x {sockets} sockets" if sockets > 1 else ""),
         )
     else:
         phys = cpu.physical_cores or cpu.logical_cores or cores
@@ -298,34 +386,13 @@ def cpu_target(
         why = f"achievable share of {source} bandwidth"
     per_core = cpol.per_core_bandwidth_gbps.get(arch, 12.0)
     socket_usable, core_usable = socket_bw * eff, cores * per_core
-    usable = min(socket_usable, core_usable)
     log.add(
         "cpu.usableBandwidth",
-        usable,
+        min(socket_usable, core_usable),
         "GB/s",
         "computed",
         f"min({fmt(socket_bw)} x {eff} ({why}) = {fmt(socket_usable)}, {fmt(cores)} cores x "
         f"{fmt(per_core)} GB/s per core = {fmt(core_usable)})"
         + (": core-limited" if core_usable < socket_usable else ": socket-limited"),
     )
-
-    isa = {f.lower() for f in cpu.isa}
-    if arch == "apple":
-        isa |= {"neon", "asimddp"}
-    int8_key, int8_ops = _best(cpol.int8_ops_per_cycle, isa)
-    _fp_key, fp_flops = _best(cpol.fp_flops_per_cycle, isa)
-    if arch == "apple":
-        int8_ops *= cpol.apple_pipe_factor
-        fp_flops *= cpol.apple_pipe_factor
-    log.add(
-        "cpu.int8OpsPerCycle",
-        int8_ops,
-        "ops/cycle/core",
-        "policy",
-        f"best ISA feature {int8_key}" + (" x Apple 4-pipe factor" if arch == "apple" else ""),
-    )
-    memory: float | None = None
-    for value in (hw.memory.total_mib, ctx.constraints.memory_mib):
-        if value is not None:
-            memory = float(value) if memory is None else min(memory, float(value))
-    return CpuTarget(arch, cores, mhz / 1000, usable, int8_ops, fp_flops, memory)
+    return per_core, socket_usable

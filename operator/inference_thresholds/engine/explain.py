@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
@@ -37,6 +38,35 @@ class DecisionLog:
 
     def extend(self, decisions: list[Decision]) -> None:
         self._entries.extend(d.model_dump() for d in decisions)
+
+
+def round_sig(
+    value: float, digits: int = 3, direction: Literal["nearest", "down", "up"] = "nearest"
+) -> float:
+    """Round to significant digits; minimums round down and maximums up, so rounding
+    never makes a threshold stricter than computed."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    scale = math.pow(10, digits - 1 - math.floor(math.log10(abs(value))))
+    scaled = value * scale
+    if direction == "down":
+        whole = math.floor(scaled)
+    elif direction == "up":
+        whole = math.ceil(scaled)
+    else:
+        whole = round(scaled)
+    return whole / scale
+
+
+def log_decode_rate(log: DecisionLog, step_s: float, expression: str, bound: str) -> None:
+    """The decode rate line both device models end with: the step time and what bounds it."""
+    log.add(
+        "decode.tokensPerSecond",
+        1 / step_s,
+        "tok/s",
+        "computed",
+        f"1 / ({expression}) = 1 / {fmt(step_s * 1e3)} ms: {bound}, per sequence",
+    )
 
 
 def fmt(value: float) -> str:

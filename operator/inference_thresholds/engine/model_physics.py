@@ -25,6 +25,7 @@ class ModelFigures:
     runtime: str
     quantized: bool
     head_params: float  # output head parameters (vocab x hidden), 0 when unknown
+    body_bytes: float  # transformer-layer weights (no embedding/head), as stored
 
 
 def _default_weight_bits(runtime: str) -> tuple[float, str]:
@@ -100,7 +101,8 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
         embed_total = head if tied else 2 * head
         body = max(params - embed_total, params * 0.1)
         active_body = max(active - embed_total, active * 0.1)
-        stored = body * wbits / 8 + embed_total * ebits / 8
+        body_bytes = body * wbits / 8
+        stored = body_bytes + embed_total * ebits / 8
         # Decode reads the whole body and the output head; the input embedding is a lookup.
         per_token = active_body * wbits / 8 + head * ebits / 8
         log.add(
@@ -112,7 +114,7 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
             f"{spec.vocab_size} x {spec.hidden_size} x {fmt(ebits)} bits",
         )
     else:
-        stored = params * wbits / 8
+        stored = body_bytes = params * wbits / 8
         per_token = active * wbits / 8
         log.add(
             "decode.weightBytesPerToken",
@@ -150,7 +152,14 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
         runtime=runtime,
         quantized=wbits < 15.5,
         head_params=head,
+        body_bytes=body_bytes,
     )
+
+
+def step_bytes(fig: ModelFigures, wl: Workload) -> tuple[float, float]:
+    """Bytes one decode step streams (weights + KV cache at mean context), and that context."""
+    mean_ctx, _ = context_tokens(wl)
+    return fig.weight_bytes_per_token + fig.kv_bytes_per_token * mean_ctx * wl.concurrency, mean_ctx
 
 
 def context_tokens(workload: Workload) -> tuple[float, float]:

@@ -77,6 +77,11 @@ class DeviceBackendPolicy(WireModel):
     layer_overhead_us: RuntimeTable = Field(
         description="Per-layer kernel launch/dispatch time per decode step, microseconds."
     )
+    quantized_prefill_factor: RuntimeTable = Field(
+        default_factory=lambda: RuntimeTable(default=1.0),
+        description="Multiplier on prefill efficiency when weights are below 16 bits: "
+        "weight-only quantized GEMMs dequantize inside the kernel.",
+    )
     quantized_layer_factor: RuntimeTable = Field(
         description="Multiplier on layer overhead when weights are below 16 bits (dequant)."
     )
@@ -94,10 +99,81 @@ def _check_positive(values: Mapping[Any, float], field: str) -> None:
             raise ValueError(f"{field}.{key} must be > 0, got {value}")
 
 
+class MatmulRates(WireModel):
+    """Ops per cycle per core that llama.cpp's CPU matmul kernels reach, by weight format."""
+
+    f16: float = Field(gt=0, description="16-bit float weights (F16/BF16), FLOPs per cycle.")
+    q8: float = Field(gt=0, description="8-bit quants (Q8_0), ops per cycle.")
+    q4: float = Field(
+        gt=0, description="4- to 6-bit quants (Q4_0, Q4_K, Q5_K, Q6_K, ...), ops per cycle."
+    )
+
+    def scaled(self, factor: float) -> MatmulRates:
+        return MatmulRates(f16=self.f16 * factor, q8=self.q8 * factor, q4=self.q4 * factor)
+
+    def for_bits(self, bits: float) -> tuple[str, float]:
+        if bits >= 12:
+            return "f16", self.f16
+        if bits >= 7:
+            return "q8", self.q8
+        return "q4", self.q4
+
+
+def _rates(table: dict[str, tuple[float, float, float]]) -> dict[str, MatmulRates]:
+    return {k: MatmulRates(f16=f, q8=q8, q4=q4) for k, (f, q8, q4) in table.items()}
+
+
+def _prefill_rates() -> dict[str, MatmulRates]:
+    # What llama.cpp's prefill GEMMs reach, per core per cycle at the profile's clock.
+    # Sources (docs/engine-physics.md): x86 AVX2: live llama-bench on a 2-vCPU Zen 3 EPYC
+    # VM (pp256 best of 5, 2 threads: F16 ~21, Q8_0 ~11-15, Q4_0 ~21-27 ops/cycle at 3 GHz;
+    # Q4_0/Q4_K are repacked to 8x8 AVX2 kernels, Q8_0 is not: ggml-cpu/repack.cpp) and
+    # llamafile#394 (i9-9900, 8 cores, TinyLlama pp: F16 251, Q8_0 219 t/s); AVX-512 VNNI:
+    # ik_llama.cpp#533 (Ryzen 7950X, 16 cores, mainline Q4_0 pp512 170 t/s on LLaMA-3.1-8B);
+    # Zen 4 double-pumps 512-bit FMAs, so F16 gains little over AVX2. AMX: llama.cpp#8998
+    # uses AMX for Q4/Q8 only in builds with GGML_AMX_INT8 (it crashes on some VMs), so its
+    # rate is held near VNNI's. Arm: int8 dot-product peaks x 0.4 (bitnet.cpp and llama.cpp
+    # CPU runs in the calibration set); Apple cores scale these by applePipeFactor.
+    return _rates(
+        {
+            "amx_int8": (24, 40, 40),
+            "avx512_vnni": (24, 24, 30),
+            "avx512f": (24, 18, 24),
+            "avx_vnni": (20, 18, 22),
+            "avx2": (20, 14, 20),
+            "i8mm": (12.8, 51.2, 51.2),
+            "asimddp": (12.8, 25.6, 25.6),
+            "neon": (6.4, 12.8, 12.8),
+            "default": (4.8, 9.6, 9.6),
+        }
+    )
+
+
+def _decode_rates() -> dict[str, MatmulRates]:
+    # Decode multiplies one token: dot products, not GEMMs. On x86 only Q4_0/Q4_K (AVX2)
+    # and Q2_K (AVX-512) have repacked GEMV kernels (ggml-cpu/repack.cpp); Q8_0 runs
+    # ggml_vec_dot_q8_0_q8_0 and F16 converts with F16C first. Live on the Zen 3 VM, one
+    # thread: Q8_0 ~7, Q4_0 ~19 ops/cycle beside its weight stream. Arm: as prefill.
+    return _rates(
+        {
+            "amx_int8": (20, 10, 30),
+            "avx512_vnni": (20, 10, 30),
+            "avx512f": (20, 8, 24),
+            "avx_vnni": (16, 9, 20),
+            "avx2": (16, 7, 18),
+            "i8mm": (12.8, 51.2, 51.2),
+            "asimddp": (12.8, 25.6, 25.6),
+            "neon": (6.4, 12.8, 12.8),
+            "default": (4.8, 4.8, 9.6),
+        }
+    )
+
+
 class CpuPolicy(WireModel):
     bandwidth_efficiency: dict[str, float] = Field(
         default_factory=lambda: {"spec": 0.6, "measured": 0.85, "estimated": 0.6},
-        description="Fraction of socket bandwidth llama.cpp-style decode reaches, by source.",
+        description="Fraction of socket bandwidth llama.cpp-style decode reaches, by source "
+        "(measured: of the agent's streaming-read probe).",
     )
     apple_cpu_fraction: float = Field(
         0.27,
@@ -107,7 +183,7 @@ class CpuPolicy(WireModel):
     )
     per_core_bandwidth_gbps: dict[str, float] = Field(
         default_factory=lambda: {"x86": 18.0, "apple": 30.0, "arm": 12.0},
-        description="Bandwidth one decode thread can pull, GB/s (pods with few cores).",
+        description="Bandwidth one decode thread can pull, GB/s, when not measured.",
     )
     estimated_bandwidth_per_core_gbps: float = Field(
         6.0, gt=0, description="Socket bandwidth estimate per physical core when unknown."
@@ -117,38 +193,26 @@ class CpuPolicy(WireModel):
     ternary_ops_per_cycle: float = Field(
         13.0, gt=0, description="bitnet.cpp ternary kernel ops per cycle per core in decode."
     )
-    int8_ops_per_cycle: dict[str, float] = Field(
-        default_factory=lambda: {
-            # x86 figures are what llama.cpp-style kernels can feed, not the ISA's
-            # paper peak: Zen 4 double-pumps AVX-512, and AMX covers few weight types.
-            "amx_int8": 512.0,
-            "avx512_vnni": 128.0,
-            "avx_vnni": 96.0,
-            "avx2": 64.0,
-            "i8mm": 128.0,
-            "asimddp": 64.0,
-            "neon": 32.0,
-            "default": 32.0,
-        },
-        description="Peak int8 ops per cycle per core by best ISA feature.",
+    prefill_ops_per_cycle: dict[str, MatmulRates] = Field(
+        default_factory=_prefill_rates,
+        description="Prefill (GEMM) ops per cycle per core llama.cpp reaches, by best ISA "
+        "feature (x86: amx_int8, avx512_vnni, avx512f, avx_vnni, avx2; Arm: i8mm, asimddp, "
+        "neon; default) and weight format.",
     )
-    fp_flops_per_cycle: dict[str, float] = Field(
-        default_factory=lambda: {
-            "avx512f": 64.0,
-            "avx2": 32.0,
-            "asimdhp": 32.0,
-            "neon": 16.0,
-            "default": 16.0,
-        },
-        description="Peak FP16/FP32 FLOPs per cycle per core by best ISA feature.",
+    decode_ops_per_cycle: dict[str, MatmulRates] = Field(
+        default_factory=_decode_rates,
+        description="Decode (dot product) ops per cycle per core llama.cpp reaches, by best "
+        "ISA feature and weight format.",
     )
     apple_pipe_factor: float = Field(
         2.0, gt=0, description="Apple P-cores have 4 SIMD pipes where Neoverse has 2."
     )
-    decode_compute_efficiency: float = Field(0.5, gt=0, le=1)
-    prefill_efficiency: dict[str, float] = Field(
-        default_factory=lambda: {"x86": 0.3, "arm": 0.4, "apple": 0.4},
-        description="Share of the int8/FP peak prefill reaches, by CPU family.",
+    overlap_loss: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the shorter of a core's weight streaming and its arithmetic "
+        "that does not overlap the longer one in decode (0: perfect overlap).",
     )
     layer_overhead_us: float = Field(
         200, ge=0, description="Per-layer thread synchronisation per decode step, microseconds."
@@ -159,9 +223,12 @@ class CpuPolicy(WireModel):
     def _positive(self) -> CpuPolicy:
         _check_positive(self.bandwidth_efficiency, "bandwidthEfficiency")
         _check_positive(self.per_core_bandwidth_gbps, "perCoreBandwidthGBps")
-        _check_positive(self.int8_ops_per_cycle, "int8OpsPerCycle")
-        _check_positive(self.fp_flops_per_cycle, "fpFlopsPerCycle")
-        _check_positive(self.prefill_efficiency, "prefillEfficiency")
+        for name, table in (
+            ("prefillOpsPerCycle", self.prefill_ops_per_cycle),
+            ("decodeOpsPerCycle", self.decode_ops_per_cycle),
+        ):
+            if "default" not in table:
+                raise ValueError(f"{name} must keep a 'default' entry")
         return self
 
 
@@ -175,6 +242,14 @@ def _cuda() -> DeviceBackendPolicy:
         layer_overhead_us=RuntimeTable(
             default=40,
             per_runtime={"llama.cpp": 40, "vllm": 35, "tensorrt-llm": 25, "gpt-fast": 30},
+        ),
+        # Weight-only quantized prefill GEMMs: Marlin (vLLM) approaches FP16 throughput at
+        # large batch (IST-DASLab/marlin README), TensorRT-LLM's W4A16/W8A16 kernels likewise;
+        # gpt-fast dequantizes int4/int8 to bf16 before its matmuls. llama.cpp's MMQ runs
+        # int8 tensor-core MMAs, calibrated as is on the RTX 3060/3090 and T4 rows.
+        quantized_prefill_factor=RuntimeTable(
+            default=0.7,
+            per_runtime={"llama.cpp": 1.0, "vllm": 0.8, "tensorrt-llm": 0.85, "gpt-fast": 0.5},
         ),
         quantized_layer_factor=RuntimeTable(
             default=2.0,
@@ -257,6 +332,11 @@ class Policy(WireModel):
     cpu: CpuPolicy = Field(default_factory=CpuPolicy)
     gpu_runtime_overhead_mib: float = Field(600, ge=0, description="CUDA context and workspace.")
     cpu_runtime_overhead_mib: float = Field(256, ge=0, description="Process and buffers.")
+    cpu_repack_bits: tuple[float, float] = Field(
+        (4.0, 6.0),
+        description="Weight bits [low, high) whose layers llama.cpp's CPU backend keeps a "
+        "repacked copy of beside the mapped file (Q4_0, Q4_K, IQ4_NL).",
+    )
     activation_fraction: float = Field(
         0.05, ge=0, description="Activation/workspace memory as a fraction of weights."
     )

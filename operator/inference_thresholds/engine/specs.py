@@ -162,6 +162,9 @@ class CpuMemorySpec:
     bandwidth_gbps: float
     rule: str
 
+    def spec_bandwidth(self, sockets: int) -> float:
+        return self.bandwidth_gbps * sockets
+
 
 # CPU families -> theoretical socket bandwidth (channels x MT/s x 8 B) per socket.
 _CPU_MEMORY_TABLE: tuple[tuple[str, str, float, str], ...] = (
