@@ -112,14 +112,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
         assert spec["leaseTransitions"] >= 1
 
         # Every CR was checked by the new leader; only the changed one was rewritten.
-        eventually(
-            lambda: (
-                (standby.metric("inference_thresholds_reconciles_total", result="ok") or 0)
-                >= len(names)
-            ),
-            timeout=30,
-            what="the new leader's first pass over every CR",
-        )
+        _passed_over(standby, len(names))
         after = cluster.versions(namespace)
         changed = {k for k in after if after[k] != settled.get(k)}
         assert changed <= {f"cr/{names[0]}", f"cm/{cm}", "events"}, changed
@@ -135,14 +128,7 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
         eventually(lambda: first.health()["role"] == "leader", timeout=15, what="handover")
         handover = time.monotonic() - stopped_at
         assert handover < 5.0, f"handover after SIGTERM took {handover:.1f} s"
-        eventually(
-            lambda: (
-                (first.metric("inference_thresholds_reconciles_total", result="ok") or 0)
-                >= len(names)
-            ),
-            timeout=30,
-            what="the new leader's first pass over every CR",
-        )
+        _passed_over(first, len(names))
         assert cluster.versions(namespace) == settled
     finally:
         for op in ops:
