@@ -120,7 +120,8 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
         # The killed replica comes back as a standby; SIGTERM on the leader hands over at
         # once (the lease is released) and the new leader rewrites nothing.
         first.start()
-        assert first.health()["role"] == "standby"
+        # /healthz answers from the start ("starting" while the node list runs).
+        eventually(lambda: first.health()["role"] == "standby", timeout=30, what="standby")
         cluster.await_condition(namespace, names[0], generation=2)
         settled = cluster.versions(namespace)
         stopped_at = time.monotonic()
