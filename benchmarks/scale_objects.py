@@ -8,6 +8,7 @@ several generations, CPU servers, a VM), so every run builds the same cluster.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,3 +286,405 @@ def cr_plans(count: int, namespaces: int, classes: list[HardwareProfile]) -> lis
         CrPlan(namespace_name(j % namespaces), f"it-{j:04d}", cr_spec(j, classes))
         for j in range(count)
     ]
+
+
+# --- realistic Nodes -----------------------------------------------------------------------
+# What a GPU node in a managed cluster carries besides the agent's part: the kubelet's
+# labels, annotations, spec and status (addresses, capacity, conditions, a page of
+# container images with digests, nodeInfo, runtime handlers), and the labels and
+# annotations of Node Feature Discovery and GPU Feature Discovery (GFD labels go through
+# nfd-master). Sized like real nodes: 14-24 KB of JSON with managedFields.
+
+MANAGER_KUBELET = "kubelet"
+MANAGER_NFD = "nfd-master"
+
+_NFD_CPUID = [
+    "ADX",
+    "AESNI",
+    "AMXBF16",
+    "AMXINT8",
+    "AMXTILE",
+    "AVX",
+    "AVX2",
+    "AVX512BF16",
+    "AVX512BITALG",
+    "AVX512BW",
+    "AVX512CD",
+    "AVX512DQ",
+    "AVX512F",
+    "AVX512FP16",
+    "AVX512IFMA",
+    "AVX512VBMI",
+    "AVX512VBMI2",
+    "AVX512VL",
+    "AVX512VNNI",
+    "AVX512VPOPCNTDQ",
+    "AVXVNNI",
+    "CETIBT",
+    "CETSS",
+    "CLDEMOTE",
+    "CMPXCHG8",
+    "FLUSH_L1D",
+    "FMA3",
+    "FSRM",
+    "FXSR",
+    "FXSROPT",
+    "GFNI",
+    "HYPERVISOR",
+    "IA32_ARCH_CAP",
+    "IBPB",
+    "LAHF",
+    "MOVBE",
+    "MOVDIR64B",
+    "MOVDIRI",
+    "OSXSAVE",
+    "PCONFIG",
+    "SERIALIZE",
+    "SHA",
+    "SPEC_CTRL_SSBD",
+    "STIBP",
+    "SYSCALL",
+    "SYSEE",
+    "TSXLDTRK",
+    "VAES",
+    "VMX",
+    "VPCLMULQDQ",
+    "WAITPKG",
+    "WBNOINVD",
+    "X87",
+    "XGETBV1",
+    "XSAVE",
+    "XSAVEC",
+    "XSAVEOPT",
+    "XSAVES",
+]
+_NFD_ARM = [
+    "AES",
+    "ASIMD",
+    "ASIMDDP",
+    "ASIMDHP",
+    "ASIMDRDM",
+    "ATOMICS",
+    "CPUID",
+    "CRC32",
+    "DCPOP",
+    "FCMA",
+    "FP",
+    "FPHP",
+    "ILRCPC",
+    "JSCVT",
+    "LRCPC",
+    "PMULL",
+    "SHA1",
+    "SHA2",
+    "SHA3",
+    "SHA512",
+    "SVE",
+    "SVE2",
+    "I8MM",
+]
+
+_IMAGES = [
+    "nvcr.io/nvidia/k8s-device-plugin:v0.17.1",
+    "nvcr.io/nvidia/gpu-feature-discovery:v0.17.1",
+    "nvcr.io/nvidia/cloud-native/dcgm:3.3.9-1-ubuntu22.04",
+    "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04",
+    "nvcr.io/nvidia/cuda:12.6.3-base-ubi9",
+    "nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3",
+    "nvcr.io/nvidia/pytorch:25.01-py3",
+    "docker.io/vllm/vllm-openai:v0.7.3",
+    "ghcr.io/huggingface/text-generation-inference:3.1.0",
+    "registry.k8s.io/nfd/node-feature-discovery:v0.17.3",
+    "registry.k8s.io/kube-proxy:v1.35.0",
+    "registry.k8s.io/pause:3.10",
+    "registry.k8s.io/coredns/coredns:v1.12.0",
+    "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.13.0",
+    "registry.k8s.io/sig-storage/livenessprobe:v2.15.0",
+    "quay.io/prometheus/node-exporter:v1.9.0",
+    "quay.io/cilium/cilium:v1.17.1",
+    "quay.io/cilium/operator-generic:v1.17.1",
+    "docker.io/fluent/fluent-bit:3.2.6",
+    "ghcr.io/inference-thresholds/node-agent:0.1.0",
+    "public.ecr.aws/ebs-csi-driver/aws-ebs-csi-driver:v1.39.0",
+    "public.ecr.aws/eks/aws-efa-k8s-device-plugin:v0.5.6",
+    "docker.io/library/busybox:1.37",
+    "ghcr.io/kserve/kserve-controller:v0.14.1",
+    "ghcr.io/kserve/huggingfaceserver:v0.14.1",
+    "docker.io/rayproject/ray:2.42.1-py311-gpu",
+    "nvcr.io/nvidia/nim/meta/llama-3.1-8b-instruct:1.3.3",
+    "nvcr.io/nvidia/nim/meta/llama-3.1-70b-instruct:1.3.3",
+    "docker.io/ollama/ollama:0.5.12",
+    "ghcr.io/ggml-org/llama.cpp:server-cuda-b4800",
+    "docker.io/grafana/promtail:3.4.2",
+    "docker.io/istio/proxyv2:1.25.0",
+]
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _nfd_labels(profile: HardwareProfile) -> dict[str, str]:
+    prefix = "feature.node.kubernetes.io/"
+    arm = profile.cpu.architecture == "aarch64"
+    flags = _NFD_ARM if arm else _NFD_CPUID
+    isa = set(profile.cpu.isa or [])
+    # The engine reads AVX512F etc.; keep the NFD view consistent with the agent's ISA list.
+    wanted = {f for f in flags if f.lower() in isa or not f.startswith(("AVX512", "AMX", "SVE"))}
+    labels = {f"{prefix}cpu-cpuid.{f}": "true" for f in sorted(wanted)}
+    labels.update(
+        {
+            f"{prefix}cpu-cstate.enabled": "true",
+            f"{prefix}cpu-hardware_multithreading": "false" if arm else "true",
+            f"{prefix}cpu-model.family": "6" if profile.cpu.vendor == "intel" else "25",
+            f"{prefix}cpu-model.id": "143" if profile.cpu.vendor == "intel" else "17",
+            f"{prefix}cpu-model.vendor_id": {"intel": "Intel", "amd": "AMD"}.get(
+                profile.cpu.vendor or "", "ARM"
+            ),
+            f"{prefix}cpu-pstate.status": "active",
+            f"{prefix}cpu-pstate.turbo": "true",
+            f"{prefix}kernel-config.NO_HZ": "true",
+            f"{prefix}kernel-config.NO_HZ_IDLE": "true",
+            f"{prefix}kernel-version.full": "6.8.0-1021-aws",
+            f"{prefix}kernel-version.major": "6",
+            f"{prefix}kernel-version.minor": "8",
+            f"{prefix}kernel-version.revision": "0",
+            f"{prefix}memory-numa": "true" if (profile.cpu.numa_nodes or 1) > 1 else "false",
+            f"{prefix}storage-nonrotationaldisk": "true",
+            f"{prefix}system-os_release.ID": "ubuntu",
+            f"{prefix}system-os_release.VERSION_ID": "22.04",
+            f"{prefix}system-os_release.VERSION_ID.major": "22",
+            f"{prefix}system-os_release.VERSION_ID.minor": "04",
+            f"{prefix}pci-1d0f.present": "true",
+        }
+    )
+    if profile.gpus:
+        labels[
+            f"{prefix}pci-10de.present"
+            if profile.gpus[0].vendor == "nvidia"
+            else f"{prefix}pci-1002.present"
+        ] = "true"
+    return labels
+
+
+def _gfd_labels(i: int, profile: HardwareProfile) -> dict[str, str]:
+    """GPU Feature Discovery and the GPU operator's labels for an NVIDIA node."""
+    if not profile.gpus or profile.gpus[0].vendor != "nvidia":
+        return {}
+    gpu = profile.gpus[0]
+    major, minor = (gpu.compute_capability or "0.0").split(".")
+    product = (gpu.product or "").replace(" ", "-")
+    family = {"9": "hopper", "8": "ampere", "7": "volta"}.get(major, "ada-lovelace")
+    labels = {
+        "nvidia.com/cuda.driver-version.full": "570.124.06",
+        "nvidia.com/cuda.driver-version.major": "570",
+        "nvidia.com/cuda.driver-version.minor": "124",
+        "nvidia.com/cuda.driver-version.revision": "06",
+        "nvidia.com/cuda.driver.major": "570",
+        "nvidia.com/cuda.driver.minor": "124",
+        "nvidia.com/cuda.driver.rev": "06",
+        "nvidia.com/cuda.runtime-version.full": "12.8",
+        "nvidia.com/cuda.runtime-version.major": "12",
+        "nvidia.com/cuda.runtime-version.minor": "8",
+        "nvidia.com/cuda.runtime.major": "12",
+        "nvidia.com/cuda.runtime.minor": "8",
+        "nvidia.com/gfd.timestamp": str(1767225600 + i),  # per node: GFD stamps each run
+        "nvidia.com/gpu.compute.major": major,
+        "nvidia.com/gpu.compute.minor": minor,
+        "nvidia.com/gpu.count": str(gpu.count),
+        "nvidia.com/gpu.family": family,
+        "nvidia.com/gpu.machine": "p5.48xlarge" if gpu.count == 8 else "g6.12xlarge",
+        "nvidia.com/gpu.memory": str(gpu.memory_mib),
+        "nvidia.com/gpu.mode": "compute",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/gpu.sharing-strategy": "none",
+        "nvidia.com/mig.capable": "true"
+        if major in ("8", "9") and gpu.memory_mib and gpu.memory_mib > 40000
+        else "false",
+        "nvidia.com/mig.strategy": "single",
+        "nvidia.com/mps.capable": "false",
+        "nvidia.com/vgpu.present": "false",
+        "nvidia.com/gpu.present": "true",
+    }
+    for component in (
+        "container-toolkit", "dcgm", "dcgm-exporter", "device-plugin", "driver",
+        "gpu-feature-discovery", "mig-manager", "node-status-exporter", "operator-validator",
+    ):  # fmt: skip
+        labels[f"nvidia.com/gpu.deploy.{component}"] = "true"
+    return labels
+
+
+def _resources(profile: HardwareProfile) -> tuple[dict[str, str], dict[str, str]]:
+    cores = int(profile.cpu.logical_cores or 8)
+    mem_ki = int((profile.memory.total_mib or 32768) * 1024)
+    capacity = {
+        "cpu": str(cores),
+        "ephemeral-storage": "1942046556Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": f"{mem_ki}Ki",
+        "pods": "250",
+    }
+    allocatable = {
+        **capacity,
+        "cpu": f"{cores * 1000 - 190}m",
+        "ephemeral-storage": "1789517765895",
+        "memory": f"{mem_ki - 4 * 1024 * 1024}Ki",
+    }
+    if profile.gpus:
+        gpu = profile.gpus[0]
+        resource = "nvidia.com/gpu" if gpu.vendor == "nvidia" else "amd.com/gpu"
+        capacity[resource] = allocatable[resource] = str(gpu.count)
+        capacity["vpc.amazonaws.com/efa"] = allocatable["vpc.amazonaws.com/efa"] = "32"
+    return capacity, allocatable
+
+
+def _conditions(at: str) -> list[dict[str, str]]:
+    rows = [
+        ("KernelDeadlock", "False", "KernelHasNoDeadlock", "kernel has no deadlock"),
+        ("ReadonlyFilesystem", "False", "FilesystemIsNotReadOnly", "Filesystem is not read-only"),
+        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory"),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ]  # fmt: skip
+    return [
+        {
+            "type": t,
+            "status": s,
+            "reason": r,
+            "message": m,
+            "lastHeartbeatTime": at,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+        for t, s, r, m in rows
+    ]
+
+
+def realistic_status(i: int, profile: HardwareProfile, beat: int = 0) -> dict[str, Any]:
+    """The kubelet's status for node i (``beat`` varies the heartbeat time)."""
+    capacity, allocatable = _resources(profile)
+    ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    images = [
+        {
+            "names": [f"{img.split(':')[0]}@{_digest(img)}", img],
+            "sizeBytes": 50_000_000 + 7_919 * (k + 1) * 1_000 + (k % 7) * 1_000_003,
+        }
+        for k, img in enumerate(_IMAGES[: 16 if not profile.gpus else len(_IMAGES)])
+    ]
+    at = f"2026-01-01T{(beat // 3600) % 24:02d}:{(beat // 60) % 60:02d}:{beat % 60:02d}Z"
+    return {
+        "addresses": [
+            {"type": "InternalIP", "address": ip},
+            {"type": "InternalDNS", "address": f"ip-{ip.replace('.', '-')}.ec2.internal"},
+            {"type": "Hostname", "address": f"ip-{ip.replace('.', '-')}.ec2.internal"},
+        ],
+        "allocatable": allocatable,
+        "capacity": capacity,
+        "conditions": _conditions(at),
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "images": images,
+        "nodeInfo": {
+            "architecture": "arm64" if profile.cpu.architecture == "aarch64" else "amd64",
+            "bootID": _digest(f"boot-{i}")[7:43],
+            "containerRuntimeVersion": "containerd://2.0.2",
+            "kernelVersion": "6.8.0-1021-aws",
+            "kubeProxyVersion": "",
+            "kubeletVersion": "v1.35.0",
+            "machineID": _digest(f"machine-{i}")[7:39],
+            "operatingSystem": "linux",
+            "osImage": "Ubuntu 22.04.5 LTS",
+            "systemUUID": _digest(f"uuid-{i}")[7:43],
+        },
+        "runtimeHandlers": [
+            {"name": n, "features": {"recursiveReadOnlyMounts": True, "userNamespaces": True}}
+            for n in ("nvidia", "runc", "")
+        ],
+    }
+
+
+def realistic_node(i: int, classes: list[HardwareProfile]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Node i as a GPU cluster has it: (the kubelet's create body, nfd-master's patch with
+    NFD/GFD labels and the agent's labels and profile annotation)."""
+    bare = node_object(i, classes)
+    profile = classes[i % len(classes)]
+    name = node_name(i)
+    ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    instance_id = f"i-{_digest(name)[7:24]}"
+    arch = "arm64" if profile.cpu.architecture == "aarch64" else "amd64"
+    instance = "p5.48xlarge" if profile.gpus and profile.gpus[0].count == 8 else "m7i.16xlarge"
+    kubelet_labels = {
+        "beta.kubernetes.io/arch": arch,
+        "beta.kubernetes.io/instance-type": instance,
+        "beta.kubernetes.io/os": "linux",
+        "failure-domain.beta.kubernetes.io/region": "us-east-1",
+        "failure-domain.beta.kubernetes.io/zone": bare["metadata"]["labels"][ZONE_LABEL],
+        "kubernetes.io/arch": arch,
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": instance,
+        "topology.kubernetes.io/region": "us-east-1",
+        "karpenter.sh/capacity-type": "on-demand",
+        "karpenter.sh/nodepool": "gpu" if profile.gpus else "cpu",
+        "topology.k8s.aws/zone-id": "use1-az" + bare["metadata"]["labels"][ZONE_LABEL][-1],
+    }
+    agent_labels = dict(bare["metadata"]["labels"])
+    create = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                **kubelet_labels,
+                "kubernetes.io/hostname": name,
+                BENCH_LABEL: "1",
+                POOL_LABEL: agent_labels[POOL_LABEL],
+                ZONE_LABEL: agent_labels[ZONE_LABEL],
+            },
+            "annotations": {
+                "alpha.kubernetes.io/provided-node-ip": ip,
+                "csi.volume.kubernetes.io/nodeid": json.dumps({"ebs.csi.aws.com": instance_id}),
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
+        },
+        "spec": {
+            "providerID": f"aws:///us-east-1a/{instance_id}",
+            "podCIDR": f"100.{64 + (i >> 8) % 64}.{i % 256}.0/24",
+            "podCIDRs": [f"100.{64 + (i >> 8) % 64}.{i % 256}.0/24"],
+            **(
+                {"taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}
+                if profile.gpus
+                else {}
+            ),
+        },
+        "status": realistic_status(i, profile),
+    }
+    nfd = {**_nfd_labels(profile), **_gfd_labels(i, profile)}
+    patch = {
+        "metadata": {
+            "labels": {
+                **nfd,
+                **{k: v for k, v in agent_labels.items() if k.startswith(LABEL_PREFIX)},
+            },
+            "annotations": {
+                "nfd.node.kubernetes.io/feature-labels": ",".join(
+                    k.split("/", 1)[1] for k in sorted(nfd) if k.startswith("feature.node")
+                ),
+                "nfd.node.kubernetes.io/extended-resources": "",
+                "nfd.node.kubernetes.io/worker.version": "v0.17.3",
+                **bare["metadata"]["annotations"],
+            },
+        }
+    }
+    return create, patch
+
+
+def realistic_merged(i: int, classes: list[HardwareProfile]) -> dict[str, Any]:
+    """Node i as stored once created and patched (for in-process reference records)."""
+    create, patch = realistic_node(i, classes)
+    meta = create["metadata"]
+    meta["labels"] = {**meta["labels"], **patch["metadata"]["labels"]}
+    meta["annotations"] = {**meta["annotations"], **patch["metadata"]["annotations"]}
+    return create

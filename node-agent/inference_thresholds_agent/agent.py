@@ -23,7 +23,13 @@ from inference_thresholds.build_info import register_build_info
 from .labels import ALL_LABELS, LabelFilter
 from .nvidia import GpuState
 from .profile import Detection, Detector
-from .publisher import NodeApi, node_adjusted, publish, with_previous_gpus
+from .publisher import (
+    NodeApi,
+    node_adjusted,
+    publish,
+    with_previous_bandwidth,
+    with_previous_gpus,
+)
 
 log = logging.getLogger("inference_thresholds_agent")
 
@@ -152,7 +158,7 @@ class Agent:
 
             try:
                 node = self.api.get_node(self.node_name)
-                profile = node_adjusted(detection.profile, node)
+                profile = with_previous_bandwidth(node_adjusted(detection.profile, node), node)
                 if detection.gpu_state is GpuState.PENDING:
                     profile = with_previous_gpus(profile, node)
                 result = publish(self.api, node, profile, self.labels)

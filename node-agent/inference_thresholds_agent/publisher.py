@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inference_thresholds.api import HardwareProfile
+from inference_thresholds.api import BandwidthSource, HardwareProfile
 from inference_thresholds.api.node_contract import (
     OWNED_LABELS_ANNOTATION,
     PROFILE_ANNOTATION,
@@ -140,6 +140,46 @@ def with_previous_gpus(profile: HardwareProfile, node: dict[str, Any]) -> Hardwa
         return profile
     nvidia = [gpu for gpu in previous.gpus if gpu.vendor == "nvidia"]
     return profile.model_copy(update={"gpus": nvidia + profile.gpus})
+
+
+# A re-measurement must beat the published figure by this much to replace it (the probe's
+# best-of-rounds varies by a few percent between runs on an idle machine).
+BANDWIDTH_REPUBLISH_RATIO = 1.1
+
+
+def with_previous_bandwidth(profile: HardwareProfile, node: dict[str, Any]) -> HardwareProfile:
+    """Keep the bandwidth measured earlier on this node unless this pass clearly beat it.
+
+    A read probe can only under-read: anything else using memory or the probe's cores
+    lowers its best round, nothing raises it past what the memory delivers. So a lower
+    figure on the same hardware is contention, not a slower node, and republishing it
+    would relabel the node, move it to another hardware class and rewrite thresholds on
+    every agent restart. Different hardware (CPU, memory size, probe threads) or a
+    figure more than 10 % higher is published as measured.
+    """
+    memory = profile.memory
+    previous = published_profile(node)
+    if (
+        previous is None
+        or memory.bandwidth_source is not BandwidthSource.MEASURED
+        or previous.memory.bandwidth_source is not BandwidthSource.MEASURED
+        or (previous.cpu.model, previous.memory.total_mib, previous.memory.bandwidth_threads)
+        != (profile.cpu.model, memory.total_mib, memory.bandwidth_threads)
+    ):
+        return profile
+    old, new = previous.memory, memory
+    if (new.bandwidth_gbps or 0) > (old.bandwidth_gbps or 0) * BANDWIDTH_REPUBLISH_RATIO or (
+        new.per_core_bandwidth_gbps or 0
+    ) > (old.per_core_bandwidth_gbps or 0) * BANDWIDTH_REPUBLISH_RATIO:
+        return profile
+    kept = memory.model_copy(
+        update={
+            "bandwidth_gbps": old.bandwidth_gbps,
+            "per_core_bandwidth_gbps": old.per_core_bandwidth_gbps,
+            "bandwidth_rule": old.bandwidth_rule,
+        }
+    )
+    return profile.model_copy(update={"memory": kept})
 
 
 class KubernetesNodeApi:

@@ -135,6 +135,20 @@ class OperatorProcess:
             raise RuntimeError(f"operator process {self.proc.pid} has exited")
         return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
 
+    def health(self) -> dict[str, Any]:
+        """/healthz as JSON (with leader election: role "leader" or "standby")."""
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            found: dict[str, Any] = json.loads(resp.read())
+            return found
+
+    def kill(self) -> None:
+        """SIGKILL, as when a node dies under the pod: no cleanup, no lease release."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -306,6 +320,19 @@ class Cluster:
             + (f" ({reason})" if reason else "")
             + (f" at generation {generation}" if generation else ""),
         )
+
+    def versions(self, ns: str) -> dict[str, str]:
+        """resourceVersion of every CR and ConfigMap in the namespace, and the Event count:
+        equal before and after means nothing was written."""
+        out = {
+            f"cr/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
+            for i in self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        }
+        for cm in self.core.list_namespaced_config_map(ns).items:
+            assert cm.metadata is not None
+            out[f"cm/{cm.metadata.name}"] = str(cm.metadata.resource_version)
+        out["events"] = str(len(self.core.list_namespaced_event(ns).items))
+        return out
 
     # --- ConfigMaps and Events -------------------------------------------------------------
     def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -243,15 +243,20 @@ def test_operator_reconciles_with_exactly_the_chart_permissions(
 def test_operator_confined_to_watch_namespaces_by_roles(
     kube: ClusterAccess, helm: Helm, tmp_path: Path
 ) -> None:
-    """operator.watchNamespaces: Roles in those namespaces only; it works there and
-    cannot read or write CRs or ConfigMaps anywhere else."""
+    """operator.watchNamespaces: Roles in those namespaces only (and the leader-election
+    Role on leases alone in its own); it works there and cannot read or write CRs or
+    ConfigMaps anywhere else."""
     suffix = uuid.uuid4().hex[:6]
     node, cr, cm = f"helm-gpu-{suffix}", f"helm-{suffix}", f"helm-{suffix}-thresholds"
     cluster = Cluster(kube)
     with kube.temporary_namespace("helm") as home, kube.temporary_namespace("app") as app:
         name = f"ns-{home[-8:]}"
         release = install(kube, helm, name, home, "--set", f"operator.watchNamespaces={{{app}}}")
-        assert [o["metadata"]["namespace"] for o in release.objects if o["kind"] == "Role"] == [app]
+        roles = [o for o in release.objects if o["kind"] == "Role"]
+        lease = [o for o in roles if o["metadata"]["name"].endswith("-leader-election")]
+        assert [o["metadata"]["namespace"] for o in roles if o not in lease] == [app]
+        assert [o["metadata"]["namespace"] for o in lease] == [home]
+        assert {r for o in lease for rule in o["rules"] for r in rule["resources"]} == {"leases"}
         try:
             cluster.create_node(node, {**A100_LABELS, "helm-test": suffix})
             can_i = ("watch", CRD_NAME, "-n", app)

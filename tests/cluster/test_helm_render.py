@@ -52,6 +52,7 @@ def test_defaults_render_the_expected_objects(helm: Helm) -> None:
         [
             "ServiceAccount", "ServiceAccount",
             "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+            "Role", "RoleBinding",  # the leader-election Lease
             "Service", "Service", "Deployment", "DaemonSet",
             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
         ]
@@ -100,13 +101,88 @@ def test_workload_args_are_accepted_by_the_real_cli(helm: Helm) -> None:
     assert parsed.namespace == ["a", "b"] and not parsed.all_namespaces
 
 
-def test_operator_is_one_replica_recreated(helm: Helm) -> None:
-    deployment = find(helm.objects(), "Deployment", "-operator")
+def test_operator_is_one_replica_rolled_with_leader_election(helm: Helm) -> None:
+    objects = helm.objects()
+    deployment = find(objects, "Deployment", "-operator")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # The new pod stands by until the old one releases the Lease: rolling is safe.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert "--all-namespaces" in container["args"]
+    assert "--leader-elect" in container["args"]
+    assert f"--lease-name={deployment['metadata']['name']}" in container["args"]
     assert not any(a.startswith("--policy") for a in container["args"])
+    assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]  # one replica
+    assert "affinity" not in deployment["spec"]["template"]["spec"]
+    # With host ports no surge pod fits beside the old one: the old one goes first.
+    host = find(helm.objects({"operator": {"hostNetwork": True}}), "Deployment", "-operator")
+    assert host["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_leader_election_off_is_one_replica_recreated(helm: Helm) -> None:
+    objects = helm.objects({"operator": {"leaderElection": {"enabled": False}}})
+    deployment = find(objects, "Deployment", "-operator")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" not in container["args"]
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    result = helm.run(
+        "template",
+        "r",
+        str(CHART),
+        "-f",
+        str(helm.values_file({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "leaderElection.enabled" in result.stderr
+
+
+def test_two_replicas_spread_with_a_disruption_budget_and_a_lease_role(helm: Helm) -> None:
+    objects = helm.objects({"operator": {"replicas": 2}})
+    deployment = find(objects, "Deployment", "-operator")
+    name = deployment["metadata"]["name"]
+    assert deployment["spec"]["replicas"] == 2
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (pdb,) = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    hard = find(
+        helm.objects({"operator": {"replicas": 2, "podAntiAffinity": "hard"}}),
+        "Deployment",
+        "-operator",
+    )
+    required = hard["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert required["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == (
+        "kubernetes.io/hostname"
+    )
+    # Lease RBAC: in the release namespace only; get/update on this one Lease by name.
+    role = find(objects, "Role", "-leader-election")
+    assert role["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    named, create = role["rules"]
+    assert named == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [name],
+        "verbs": ["get", "update"],
+    }
+    assert create["verbs"] == ["create"] and "resourceNames" not in create
+    binding = find(objects, "RoleBinding", "-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert not any(
+        "leases" in rule.get("resources", [])
+        for o in objects
+        if o["kind"] == "ClusterRole"
+        for rule in o["rules"]
+    )
 
 
 def test_policy_values_are_mounted_and_passed(helm: Helm) -> None:
@@ -168,8 +244,11 @@ def test_watch_namespaces_turns_cluster_rules_into_roles(helm: Helm) -> None:
     cluster_role = find(objects, "ClusterRole", "-operator")
     cluster_resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert cluster_resources == {"nodes", "customresourcedefinitions", "namespaces"}
-    roles = [o for o in objects if o["kind"] == "Role"]
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    # (the leader-election Role for the Lease in the release namespace is apart)
+    roles = [o for o in objects if o["kind"] == "Role" and "leader" not in o["metadata"]["name"]]
+    bindings = [
+        o for o in objects if o["kind"] == "RoleBinding" and "leader" not in o["metadata"]["name"]
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:

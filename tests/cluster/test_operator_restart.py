@@ -20,21 +20,6 @@ def _selector(pool: str) -> dict[str, Any]:
     return {"matchLabels": {"test.inference.dev/pool": pool}}
 
 
-def _snapshot(cluster: Cluster, ns: str) -> dict[str, str]:
-    """resourceVersion of every CR and ConfigMap in the namespace, and the Event count."""
-    versions = {
-        f"cr/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
-        for i in cluster.custom.list_namespaced_custom_object(
-            "thresholds.inference.dev", "v1alpha1", ns, "inferencethresholds"
-        )["items"]
-    }
-    for cm in cluster.core.list_namespaced_config_map(ns).items:
-        assert cm.metadata is not None
-        versions[f"cm/{cm.metadata.name}"] = str(cm.metadata.resource_version)
-    versions["events"] = str(len(cluster.core.list_namespaced_event(ns).items))
-    return versions
-
-
 def test_restart_makes_zero_writes(
     kube: ClusterAccess, cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
@@ -62,7 +47,7 @@ def test_restart_makes_zero_writes(
         cluster.await_condition(namespace, "broken", "Ready", "False", reason="InvalidSpec")
         # Settled: a quiet second snapshot equals the first once the last writes landed.
         before = eventually(
-            lambda: (s := _snapshot(cluster, namespace)) == _snapshot(cluster, namespace) and s,
+            lambda: (s := cluster.versions(namespace)) == cluster.versions(namespace) and s,
             what="namespace settled",
         )
         op.stop()
@@ -76,7 +61,7 @@ def test_restart_makes_zero_writes(
             )
 
         eventually(reconciled_all, what="restarted operator reconciled every CR")
-        after = _snapshot(cluster, namespace)
+        after = cluster.versions(namespace)
         assert after == before, "a restart must not write CRs, ConfigMaps or Events"
         assert (
             op.metric("inference_thresholds_configmap_writes_total", action="updated") or 0

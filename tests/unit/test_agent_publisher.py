@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent_fakes import MemoryNodes, node
 
-from inference_thresholds.api import DeviceInfo, HardwareProfile
+from inference_thresholds.api import BandwidthSource, DeviceInfo, HardwareProfile
 from inference_thresholds.api.node_contract import (
     LABEL_PREFIX,
     OWNED_LABELS_ANNOTATION,
@@ -23,6 +23,7 @@ from inference_thresholds_agent.publisher import (
     node_adjusted,
     publish,
     published_profile,
+    with_previous_bandwidth,
     with_previous_gpus,
 )
 
@@ -111,3 +112,44 @@ def test_pending_nvml_keeps_previously_published_gpus() -> None:
     amd = DeviceInfo(vendor="amd", product="AMD Instinct MI300X", count=1)
     mixed = with_previous_gpus(without.model_copy(update={"gpus": [amd]}), api.get_node("node-a"))
     assert mixed.gpus == [amd]  # detection found GPUs itself: nothing carried over
+
+
+def _measured(
+    profile: HardwareProfile, gbps: float, per_core: float, threads: int = 2
+) -> HardwareProfile:
+    memory = profile.memory.model_copy(
+        update={
+            "bandwidth_gbps": gbps,
+            "per_core_bandwidth_gbps": per_core,
+            "bandwidth_threads": threads,
+            "bandwidth_source": BandwidthSource.MEASURED,
+            "bandwidth_rule": f"measured: {gbps} GB/s",
+        }
+    )
+    return profile.model_copy(update={"memory": memory})
+
+
+def test_a_lower_remeasured_bandwidth_does_not_relabel_the_node() -> None:
+    """An agent restart re-probes; a busier moment reads less, and must not churn."""
+    base = detect_profile(HOSTS / "x86-epyc-vm-cgroup-v1")
+    api = MemoryNodes(node())
+    publish(api, api.get_node("node-a"), _measured(base, 21.0, 15.0))
+    label = LABEL_PREFIX + "memory.bandwidth-gbps"
+    assert api.node["metadata"]["labels"][label] == "21"
+
+    for busier in (_measured(base, 17.2, 12.0), _measured(base, 22.5, 16.0)):  # < 1.1x
+        kept = with_previous_bandwidth(busier, api.get_node("node-a"))
+        assert not publish(api, api.get_node("node-a"), kept).written
+    assert len(api.patches) == 1
+
+    faster = with_previous_bandwidth(_measured(base, 24.0, 15.5), api.get_node("node-a"))
+    assert faster.memory.bandwidth_gbps == 24.0  # clearly more: the node is faster
+    assert publish(api, api.get_node("node-a"), faster).written
+    assert api.node["metadata"]["labels"][label] == "24"
+
+    # Other probe threads (a new CPU limit, another machine) measure something else.
+    other = with_previous_bandwidth(_measured(base, 14.0, 14.0, threads=1), api.get_node("node-a"))
+    assert other.memory.bandwidth_gbps == 14.0
+    spec = base.memory.model_copy(update={"bandwidth_source": BandwidthSource.SPEC})
+    table = base.model_copy(update={"memory": spec})
+    assert with_previous_bandwidth(table, api.get_node("node-a")) == table

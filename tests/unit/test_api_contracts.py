@@ -107,10 +107,7 @@ def test_agent_and_operator_share_the_keys() -> None:
 
 def test_env_variables_and_their_inverse() -> None:
     from inference_thresholds.api.thresholds_document import env_fields, env_variables
-    from inference_thresholds.engine.policy import LEGACY_ENV
 
     assert env_variables()["min_tokens_per_second"] == "BITNET_MIN_TOKENS_PER_SECOND"
     assert env_variables("APP_")["max_latency_ms"] == "APP_MAX_LATENCY_MS"
     assert env_fields("APP_")["APP_MAX_LATENCY_MS"] == "max_latency_ms"
-    # The engine's legacy table is the same mapping (until it uses env_fields itself).
-    assert env_fields() == LEGACY_ENV

@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference_thresholds.api.crd import NodeSelector
-from inference_thresholds.controller.node_index import Selection, affected_by_node, node_record
+from inference_thresholds.controller.node_index import (
+    NodeChange,
+    Selection,
+    affected_by_node,
+    node_record,
+)
 from inference_thresholds.controller.selector import matches
 
 
@@ -80,18 +85,36 @@ def test_gt_lt_compare_as_integers_not_text(bound: int, label: int) -> None:
 def test_node_changes_wake_only_affected_crs() -> None:
     n1 = _record("n1", {"pool": "gpu"})
     selections = {
-        "gpu": Selection(_sel(pool="gpu"), {"n1": n1.class_key}),
-        "cpu": Selection(_sel(pool="cpu"), {}),
+        "gpu": Selection(_sel(pool="gpu"), 1),
+        "cpu": Selection(_sel(pool="cpu"), 0),
         "broken": Selection(None),
     }
+
+    def hit(old, new):  # type: ignore[no-untyped-def]
+        return affected_by_node(selections, NodeChange(old, new))
+
     # Unchanged node (e.g. a status heartbeat): nobody.
-    assert affected_by_node(selections, "n1", n1) == set()
+    assert hit(n1, n1) == set()
     # Relabel gpu -> cpu: it leaves one selection and enters the other.
-    assert affected_by_node(selections, "n1", _record("n1", {"pool": "cpu"})) == {"gpu", "cpu"}
+    assert hit(n1, _record("n1", {"pool": "cpu"})) == {"gpu", "cpu"}
     # Same labels, different hardware: only the CR selecting it.
-    assert affected_by_node(selections, "n1", _record("n1", {"pool": "gpu"}, cpu="8")) == {"gpu"}
+    assert hit(n1, _record("n1", {"pool": "gpu"}, cpu="8")) == {"gpu"}
+    # A label no selector reads: nobody, without matching.
+    assert hit(n1, _record("n1", {"pool": "gpu", "other": "x"})) == set()
     # A new node in no selection: nobody; in one: that one.
-    assert affected_by_node(selections, "n9", _record("n9", {"pool": "edge"})) == set()
-    assert affected_by_node(selections, "n9", _record("n9", {"pool": "cpu"})) == {"cpu"}
+    assert hit(None, _record("n9", {"pool": "edge"})) == set()
+    assert hit(None, _record("n9", {"pool": "cpu"})) == {"cpu"}
     # Deleted while selected.
-    assert affected_by_node(selections, "n1", None) == {"gpu"}
+    assert hit(n1, None) == {"gpu"}
+
+
+def test_change_keys_are_the_labels_that_changed() -> None:
+    a = _record("n1", {"pool": "gpu", "zone": "a"})
+    b = _record("n1", {"pool": "gpu", "zone": "b", "new": "1"})
+    assert NodeChange(a, b).keys == {"zone", "new"}
+    assert not NodeChange(a, b).hardware
+    assert NodeChange(None, a).keys == {"pool", "zone"} and NodeChange(None, a).hardware
+    stamp = _record("n1", {"pool": "gpu", "zone": "a", "nvidia.com/gfd.timestamp": "1"})
+    later = _record("n1", {"pool": "gpu", "zone": "a", "nvidia.com/gfd.timestamp": "2"})
+    assert NodeChange(stamp, later).only_own_labels()
+    assert not NodeChange(a, b).only_own_labels()

@@ -17,7 +17,9 @@ import pytest
 from operator_fakes import empty_operator_state
 
 from inference_thresholds.controller import lifecycle, wakeups
-from inference_thresholds.controller.node_reports import NodeReports
+from inference_thresholds.controller.node_index import node_inputs
+from inference_thresholds.controller.node_reports import NodeReport
+from inference_thresholds.controller.node_watch import NodeWatch
 from inference_thresholds.controller.settings import OperatorConfig
 
 
@@ -34,16 +36,22 @@ class _Client:
 
 
 class _Nodes:
-    """Kube.list_nodes stand-in: fails ``failures`` times, then lists ``items``."""
+    """The node watch's client: the node list fails ``failures`` times, then lists
+    ``items``; the watch that follows is refused (the watch thread backs off until stopped)."""
 
     def __init__(self, items: list[dict[str, Any]], failures: int = 0) -> None:
         self.items, self.failures = items, failures
+        self.guard = None
 
-    def list_nodes(self) -> list[dict[str, Any]]:
+    def request(self, method: str, path: str, *_: Any, **__: Any) -> dict[str, Any]:
+        assert (method, path) == ("GET", "/api/v1/nodes")
         if self.failures:
             self.failures -= 1
             raise ConnectionRefusedError("apiserver down")
-        return self.items
+        return {"items": self.items, "metadata": {"resourceVersion": "1"}}
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError("no watch here")
 
 
 def test_a_failed_start_releases_the_port_and_a_retry_starts(
@@ -73,6 +81,23 @@ def test_a_failed_start_releases_the_port_and_a_retry_starts(
     asyncio.run(scenario())
 
 
+def test_the_node_watch_lists_again_until_it_may() -> None:
+    """The process's own start (runner.py) retries the node listing in place: a 403 until
+    RBAC allows listing Nodes must not end the process."""
+    nodes = _Nodes([{"metadata": {"name": "ok"}}], failures=2)
+    watch = NodeWatch(nodes, max_backoff=0.01)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        try:
+            await asyncio.wait_for(watch.start(retry_seconds=0.01), timeout=30)
+        finally:
+            watch.stop()
+
+    asyncio.run(scenario())
+    assert list(watch.index) == ["ok"] and nodes.failures == 0
+    assert watch.counts.errors >= 2
+
+
 def test_one_bad_node_is_listed_skipped_in_part_and_reported_once() -> None:
     bad = {
         "metadata": {
@@ -83,15 +108,25 @@ def test_one_bad_node_is_listed_skipped_in_part_and_reported_once() -> None:
         "status": {"capacity": {"cpu": "9e999", "memory": "8Gi"}},
     }
     good = {"metadata": {"name": "good"}, "status": {"capacity": {"cpu": "4"}}}
-    reports = NodeReports()
-    records, due = wakeups.list_nodes(_Nodes([bad, good]), reports)  # type: ignore[arg-type]
-    assert sorted(records) == ["bad", "good"]
-    assert records["bad"].hardware.profile.memory.total_mib == 8192  # the rest is served
-    ((node, message),) = due
+    state = empty_operator_state()
+
+    def listed(*bodies: dict[str, Any]) -> list[NodeReport]:
+        for body in bodies:
+            inputs = node_inputs(body)
+            state.nodes.apply(inputs.name, inputs)
+            wakeups.report_node(state, inputs.name, state.nodes[inputs.name])
+        due = []
+        while not state.node_report_queue.empty():
+            due.append(state.node_report_queue.get_nowait())
+        return due
+
+    ((node, message),) = listed(bad, good)
+    assert sorted(state.nodes) == ["bad", "good"]
+    assert state.nodes["bad"].hardware.profile.memory.total_mib == 8192  # the rest is served
     assert node["metadata"] == {"name": "bad", "uid": "u-bad"}
     assert "nests deeper" in message and "status.capacity.cpu" in message
     # Unchanged on the next listing (or watch event): not reported again.
-    assert wakeups.list_nodes(_Nodes([bad, good]), reports)[1] == []  # type: ignore[arg-type]
+    assert listed(bad, good) == []
 
 
 def test_health_fails_while_work_is_past_its_deadline() -> None:

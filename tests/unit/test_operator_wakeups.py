@@ -17,7 +17,7 @@ from inference_thresholds.controller.configmap import (
     OWNER_UID_ANNOTATION,
     data_hash,
 )
-from inference_thresholds.controller.node_index import Selection, node_record
+from inference_thresholds.controller.node_index import Selection, node_inputs
 
 KEY = ("ns", "cr")
 
@@ -51,14 +51,15 @@ def _configmap(data: dict[str, str], content: str = "abc", uid: str = "u1") -> d
 def test_node_events_without_a_change_wake_nobody() -> None:
     state = empty_operator_state()
     cr = state.enter(KEY)
-    state.nodes = {"n1": node_record(_node({"pool": "a"}))}
-    cr.selection = Selection(NodeSelector(match_labels={"pool": "a"}), {})
-    cr.selection.nodes["n1"] = state.nodes["n1"].class_key
+    state.nodes.apply("n1", node_inputs(_node({"pool": "a"})))
+    cr.selection = Selection(NodeSelector(match_labels={"pool": "a"}), 1)
     cr.in_flight = True  # even a CR mid-reconcile: it read these very labels
 
     def event(body: dict[str, Any] | None) -> bool:
         cr.trigger.clear()
-        wakeups.node_changed(state, "n1", body)
+        change = state.nodes.apply("n1", None if body is None else node_inputs(body))
+        if change is not None:
+            wakeups.node_changed(state, change)
         return cr.trigger.is_set()
 
     heartbeat = _node({"pool": "a"}, {"node.alpha.kubernetes.io/ttl": "0"})

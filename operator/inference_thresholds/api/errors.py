@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -15,7 +16,16 @@ def field_errors(exc: ValidationError) -> Iterator[tuple[str, str]]:
     """
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        yield loc, str(err["msg"]).removeprefix("Value error, ")
+        yield loc, str(err["msg"]).removeprefix("Value error, ") + _hint(err)
+
+
+def _hint(err: Any) -> str:
+    # The two mistakes people make in hand-written documents, with the way out.
+    if err["type"] == "extra_forbidden":
+        return " (unknown field: check spelling and unit suffix, e.g. bandwidthGBps, totalMiB)"
+    if err["type"] == "enum":
+        return f" (got {err.get('input')!r})"
+    return ""
 
 
 def validation_message(exc: ValidationError, root: str) -> str:

@@ -13,7 +13,7 @@ import yaml
 from ..api import DeploymentContext, HardwareProfile, ModelSpec, ThresholdResult
 from ..engine import PRESETS, Policy, compute, load_policy, render_text
 from ..engine.backtest import backtest
-from ..engine.inputs import load, read_document
+from ..engine.inputs import load, read_yaml_file
 from .main import CliError
 
 
@@ -142,7 +142,7 @@ def _backtest_table(report: dict[str, Any]) -> str:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     try:
-        report = backtest(read_document(args.cases), policy=_policy(args))
+        report = backtest(read_yaml_file(args.cases), policy=_policy(args))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if args.output == "table":

@@ -7,6 +7,7 @@ rest of the CLI works in slim pods without them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 from typing import Any
@@ -23,9 +24,10 @@ def register(subparsers: Any) -> None:
 
     run = op_sub.add_parser(
         "run",
-        help="reconcile InferenceThresholds into ConfigMaps (one replica: standalone)",
-        description="Run the operator. Exactly one replica may run (kopf standalone mode; "
-        "deploy with replicas: 1 and strategy: Recreate). Flags win over the "
+        help="reconcile InferenceThresholds into ConfigMaps",
+        description="Run the operator. Without --leader-elect exactly one replica may run "
+        "(deploy with replicas: 1 and strategy: Recreate); with it, replicas elect one "
+        "leader on a Lease and the others wait as warm standbys. Flags win over the "
         "INFERENCE_THRESHOLDS_OPERATOR_* environment variables.",
     )
     scope = run.add_mutually_exclusive_group()
@@ -72,6 +74,25 @@ def register(subparsers: Any) -> None:
         "~/.kube/config, then the in-cluster service account)",
     )
     run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=None,
+        help="elect one active replica on a coordination.k8s.io Lease; the others stand by "
+        "(env INFERENCE_THRESHOLDS_OPERATOR_LEADER_ELECT=true)",
+    )
+    run.add_argument(
+        "--lease-name",
+        metavar="NAME",
+        help="the Lease's name (default inference-thresholds-operator); "
+        "env INFERENCE_THRESHOLDS_OPERATOR_LEASE_NAME",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        metavar="NS",
+        help="the Lease's namespace (default $POD_NAMESPACE); "
+        "env INFERENCE_THRESHOLDS_OPERATOR_LEASE_NAMESPACE",
+    )
+    run.add_argument(
         "--prometheus-url",
         metavar="URL",
         help="default Prometheus for spec.adaptation (a CR's prometheus.url wins); "
@@ -113,7 +134,7 @@ def _crd(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        import kopf
+        import kopf  # noqa: F401  (a clear error when the operator extra is missing)
 
         from ..controller import settings
     except ModuleNotFoundError as exc:
@@ -135,6 +156,9 @@ def _run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         metrics_host=args.bind,
         liveness_host=args.bind,
+        leader_elect=args.leader_elect,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace,
         prometheus_url=args.prometheus_url,
     )
     if config.policy_path and not os.path.isfile(config.policy_path):
@@ -156,14 +180,18 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from ..controller import handlers  # noqa: F401  (registers the handlers)
+    from ..controller.runner import election_config, serve
 
-    kopf.run(
-        standalone=True,
-        clusterwide=not config.namespaces,
-        namespaces=list(config.namespaces),
-        liveness_endpoint=config.liveness_endpoint,
-    )
-    return 0
+    try:
+        election_config(config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    options = {
+        "standalone": True,
+        "clusterwide": not config.namespaces,
+        "namespaces": list(config.namespaces),
+    }
+    return asyncio.run(serve(config, kopf_options=options))
 
 
 def _check(args: argparse.Namespace) -> int:

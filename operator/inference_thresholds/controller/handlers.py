@@ -4,12 +4,13 @@
 | ------------------ | ------------------------------------------------- | ------------------- |
 | startup / cleanup  | build / release the shared ``OperatorState``      | ``lifecycle.py``    |
 | login              | kopf's credentials = ours                         | ``lifecycle.py``    |
-| node / CM          | wake the CRs a change affects                     | ``wakeups.py``      |
+| CM                 | wake the CRs a change affects                     | ``wakeups.py``      |
 | CR                 | start/stop its loops (reconcile, adaptation)      | ``cr_tasks.py``     |
 
 No daemons and no change handlers: kopf then needs no finalizer on the CRs (see
-``cr_tasks.py``). Event handlers are coroutines so they run on the loop that owns the
-CRs' ``asyncio.Event``.
+``cr_tasks.py``). Nodes are not watched through kopf: ``node_watch.py`` lists and watches
+them (cut down to what the operator reads) and wakes the affected CRs. Event handlers
+are coroutines so they run on the loop that owns the CRs' triggers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from .configmap import MANAGED_BY, MANAGED_BY_LABEL
 from .operator_state import OperatorState
 from .settings import apply_kopf_settings, current
 
-_STATE = "operator_state"  # the memo key
+_STATE = lifecycle.STATE  # the memo key
+NODE_WATCH = "node_watch"  # memo key of a node watch started before kopf (optional)
+ELECTOR = "leader_elector"  # memo key of the leader elector (optional): guards our writes
 
 
 def _state(memo: Any) -> OperatorState | None:
@@ -37,7 +40,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     apply_kopf_settings(settings)
     # Only our ConfigMaps are watched (server-side filter): drift detection stays cheap.
     settings.watching.label_selectors["v1", "configmaps"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    memo[_STATE] = await lifecycle.start(current())
+    memo[_STATE] = await lifecycle.start(current(), memo.get(NODE_WATCH), memo.get(ELECTOR))
 
 
 @kopf.on.login()
@@ -62,12 +65,6 @@ def probe_policy(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 def probe_work(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     state = _state(memo)
     return lifecycle.health(state) if state is not None else {}
-
-
-@kopf.on.event("nodes")
-async def node_changed(name: str, type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    if (state := _state(memo)) is not None:
-        await wakeups.node_event(state, name, None if type == "DELETED" else body)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -68,6 +68,9 @@ class Kube:
     def __init__(self, api_client: k8s.ApiClient, timeout: float = 30.0) -> None:
         self.api = api_client
         self.timeout = timeout
+        # Called before every write (method, path); raises to refuse it. Leader election
+        # sets it, so a replica whose lease may have passed on writes nothing.
+        self.guard: Callable[[str, str], None] | None = None
 
     def request(
         self,
@@ -77,24 +80,56 @@ class Kube:
         *,
         content_type: str = "application/json",
         query: Sequence[tuple[str, str]] = (),
+        accept: str = "application/json",
     ) -> Json:
         """Send one request; non-2xx raises ApiException carrying status and body."""
-        _, url, headers, payload, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list(query),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=self.timeout
-        )
-        response.read()  # type: ignore[no-untyped-call]
+        response = self._send(method, path, body, content_type, query, accept, self.timeout)
+        response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         data = response.data
         return json.loads(data) if data else {}
+
+    def stream(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        accept: str = "application/json",
+        read_timeout: float = 330.0,
+    ) -> Any:
+        """GET a streaming response (a watch): the urllib3 response, iterable by line."""
+        response = self._send(
+            "GET", path, None, "application/json", query, accept, (10.0, read_timeout)
+        )
+        if not 200 <= response.status < 300:
+            response.read()
+            raise ApiException(http_resp=response)
+        return response.response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        query: Sequence[tuple[str, str]],
+        accept: str,
+        timeout: float | tuple[float, float],
+    ) -> Any:
+        if self.guard is not None and method != "GET":
+            self.guard(method, path)
+        _, url, headers, payload, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query),
+            header_params={"Content-Type": content_type, "Accept": accept},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        return self.api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=timeout
+        )
 
     # --- ConfigMaps -----------------------------------------------------------------------
 
@@ -127,19 +162,6 @@ class Kube:
 
     def create_event(self, namespace: str, body: Mapping[str, Any]) -> Json:
         return self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", dict(body))
-
-    # --- Nodes ------------------------------------------------------------------------------
-
-    def list_nodes(self, page: int = 500) -> Iterator[Json]:
-        """Every Node, ``page`` at a time (bounded responses, however large the cluster)."""
-        token = ""
-        while True:
-            query = [("limit", str(page))] + ([("continue", token)] if token else [])
-            body = self.request("GET", "/api/v1/nodes", query=query)
-            yield from body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return
 
     # --- our custom resource --------------------------------------------------------------
 

@@ -1,9 +1,12 @@
-"""Operator start and stop: the state every handler shares, credentials, the policy watch.
+"""Operator start and stop: the state every handler shares, credentials, the node watch
+(started here unless the caller started it earlier, e.g. a standby replica keeping its
+node index warm), the policy watch.
 
 A start either completes or leaves nothing behind: a step that fails (the apiserver not
 answering the node list) releases what earlier steps took (the metrics port, clients,
 tasks) before kopf retries it, so a retry binds the port again instead of failing on
-"Address already in use". No single object can fail a start (``wakeups.list_nodes``).
+"Address already in use". No single Node can fail a start: a Node whose values were
+refused is served from the rest and reported once (``wakeups.report_node``).
 """
 
 from __future__ import annotations
@@ -19,35 +22,64 @@ from prometheus_client import start_http_server
 
 from . import node_reports
 from .kube import Kube, make_api_client, make_configuration
+from .leader_election import LeaderElector, write_guard
 from .metrics import AdaptationCollector, OperatorMetrics
+from .node_watch import NodeWatch
 from .operator_state import OperatorState
 from .policy_source import PolicySource
 from .settings import OperatorConfig
-from .wakeups import NodeReport, list_nodes
+from .wakeups import node_changed, report_node
 
 log = logging.getLogger(__name__)
 
 LIST_RETRY_SECONDS = 5.0
+STATE = "operator_state"  # kopf's memo key for the OperatorState (handlers.py, runner.py)
 
 
-async def start(config: OperatorConfig) -> OperatorState:
-    """Clients, metrics server, policy watch, and every node listed before any handler runs."""
+def node_watch(config: OperatorConfig) -> NodeWatch:
+    """The node watch for this configuration (its own API client)."""
+    api_client = make_api_client(config.kubeconfig)
+    return NodeWatch(Kube(api_client), metadata_only=config.node_metadata_only)
+
+
+async def start(
+    config: OperatorConfig,
+    nodes: NodeWatch | None = None,
+    elector: LeaderElector | None = None,
+) -> OperatorState:
+    """Clients, metrics server, policy watch, and every node listed before any handler runs.
+
+    ``nodes``: a node watch already started (its index is current); else one is started
+    here (and stopped by ``stop``). ``elector``: writes are refused once its lease may
+    have passed to another replica.
+    """
     policy = PolicySource(config.policy_path)
     api_client = make_api_client(config.kubeconfig)
+    own_watch = nodes is None
+    watch = node_watch(config) if nodes is None else nodes
     state = OperatorState(
-        config=config, kube=Kube(api_client), policy=policy, metrics=OperatorMetrics()
+        config=config,
+        kube=Kube(api_client),
+        policy=policy,
+        metrics=OperatorMetrics(),
+        nodes=watch.index,
     )
+    if elector is not None:
+        state.kube.guard = write_guard(elector)
     state.closers.append(api_client.close)
     state.closers.append(lambda: state.adaptation_pool.shutdown(wait=False, cancel_futures=True))
     try:
         state.metrics.registry.register(AdaptationCollector(state.adaptation_states))
         if config.metrics_port is not None:
             _serve_metrics(state, config.metrics_host, config.metrics_port)
-        began = time.monotonic()
-        state.nodes, reports = await _list_nodes(state)
-        log.info("listed %d nodes in %.1f s", len(state.nodes), time.monotonic() - began)
-        if reports:
-            state.tasks.append(asyncio.create_task(_report_nodes(state, reports)))
+        if own_watch:
+            state.closers.append(watch.stop)
+            await _start_watch(watch)
+        state.tasks.append(asyncio.create_task(_report_nodes(state)))
+        for record in list(state.nodes.values()):  # listed before this state existed
+            report_node(state, record.name, record)
+        watch.listener = lambda change: node_changed(state, change)
+        state.closers.append(lambda: setattr(watch, "listener", None))
         if config.policy_path:
             state.tasks.append(asyncio.create_task(_watch_policy(state)))
     except BaseException:
@@ -72,18 +104,20 @@ def _serve_metrics(state: OperatorState, host: str, port: int) -> None:
     log.info("metrics on %s:%s/metrics", host, port)
 
 
-async def _list_nodes(state: OperatorState) -> tuple[dict[str, Any], list[NodeReport]]:
+async def _start_watch(watch: NodeWatch) -> None:
     try:
-        return await asyncio.to_thread(list_nodes, state.kube, state.node_reports)
-    except Exception as exc:  # the API, not a Node: list_nodes never fails on one object
+        await watch.start()
+    except Exception as exc:  # the API, not a Node: the listing never fails on one object
         raise kopf.TemporaryError(
             f"listing Nodes failed ({type(exc).__name__}: {str(exc)[:300]}); retrying",
             delay=LIST_RETRY_SECONDS,
         ) from exc
 
 
-async def _report_nodes(state: OperatorState, reports: list[NodeReport]) -> None:
-    for node, message in reports:
+async def _report_nodes(state: OperatorState) -> None:
+    """Post the Node reports queued by ``wakeups.report_node``, one at a time."""
+    while True:
+        node, message = await state.node_report_queue.get()
         await asyncio.to_thread(node_reports.post, state.kube, node, message)
 
 

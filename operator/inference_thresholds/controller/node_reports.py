@@ -26,6 +26,9 @@ EVENT_NAMESPACE = "default"
 REASON = "NodeHardwareRejected"
 COMPONENT = "inference-thresholds-operator"
 
+NodeReport = tuple[dict[str, Any], str]
+"""(a Node's name and uid as ``{"metadata": ...}``, the message) to post."""
+
 
 class EventApi(Protocol):
     def create_event(self, namespace: str, body: Mapping[str, Any]) -> Any: ...

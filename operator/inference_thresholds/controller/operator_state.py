@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +22,12 @@ from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsStatus
 from .kube import Kube
 from .metrics import OperatorMetrics
-from .node_index import NodeRecord, Selection
-from .node_reports import NodeReports
+from .node_index import NodeIndex, Selection
+from .node_reports import NodeReport, NodeReports
 from .policy_source import PolicySource
 from .settings import OperatorConfig
 from .stopper import Loop
+from .trigger import Trigger
 
 CrKey = tuple[str, str]
 """(namespace, name) of an InferenceThresholds."""
@@ -48,18 +50,24 @@ class Work:
     deadline: float
 
 
+def new_trigger(config: OperatorConfig) -> Trigger:
+    return Trigger(config.debounce_seconds, config.debounce_max_seconds)
+
+
 @dataclass
 class CrState:
     """What the operator remembers about one CR between reconciles."""
 
     key: CrKey = ("", "")
     uid: str = ""
-    # The CR as its latest watch event delivered it (the loops read it each pass).
-    body: Mapping[str, Any] = field(default_factory=dict)
+    # The CR as its latest watch event delivered it (the loops read it each pass), kept
+    # as compact JSON without managedFields: parsed, a CR with its status is ~50 KB of
+    # Python objects, 100 MB for 2,000 CRs; as text ~5 KB. ``body`` parses it per read.
+    body_json: str = "{}"
     # Its running loops by kind ("reconcile", "adaptation"); see cr_tasks.py.
     loops: dict[str, Loop] = field(default_factory=dict)
     # Set to wake the CR's reconcile loop (node, spec, ConfigMap or policy changes).
-    trigger: asyncio.Event = field(default_factory=asyncio.Event)
+    trigger: Trigger = field(default_factory=lambda: new_trigger(OperatorConfig()))
     # What the last reconcile selected; None until the first one (every node change
     # may matter until then).
     selection: Selection | None = None
@@ -68,9 +76,9 @@ class CrState:
     # The last pass failed and a retry is scheduled: the adaptation loop hands over its
     # state without waking the loop, so its interval cannot defeat the backoff.
     failing: bool = False
-    # (uid, status) we wrote last: the watch may not have delivered it to the loop's
-    # body yet when the next reconcile starts.
-    written: tuple[str, InferenceThresholdsStatus] | None = None
+    # (uid, status as its wire JSON) we wrote last: the watch may not have delivered it
+    # to the loop's body yet when the next reconcile starts. Text, as the body: small.
+    written: tuple[str, str] | None = None
     # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
     # before the write, since the watch may deliver the echo before the write returns.
     configmap_content: tuple[str, str] | None = None
@@ -83,10 +91,31 @@ class CrState:
     # The nodes of each adapted class (from the last plan): per-class node matchers.
     class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def body(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body_json)
+        return parsed
+
+    @body.setter
+    def body(self, value: Mapping[str, Any]) -> None:
+        meta = {k: v for k, v in (value.get("metadata") or {}).items() if k != "managedFields"}
+        slim = {**value, "metadata": meta}
+        self.body_json = json.dumps(slim, separators=(",", ":"), default=_plain)
+
+    def remember_written(self, uid: str, status: InferenceThresholdsStatus) -> None:
+        self.written = (uid, json.dumps(status.wire(), separators=(",", ":")))
+
     def written_status(self, uid: str) -> InferenceThresholdsStatus | None:
         if self.written is not None and self.written[0] == uid:
-            return self.written[1]
+            return InferenceThresholdsStatus.model_validate_json(self.written[1])
         return None
+
+
+def _plain(value: Any) -> Any:
+    """kopf hands bodies as its own mapping views: JSON them as plain dicts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 @dataclass
@@ -98,10 +127,12 @@ class OperatorState:
     policy: PolicySource
     metrics: OperatorMetrics
     # Every node's labels and hardware, by name: listed at startup, then kept current by
-    # node events (see wakeups.py).
-    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    # the node watch (node_watch.py, wakeups.py).
+    nodes: NodeIndex = field(default_factory=NodeIndex)
     # Nodes reported for refused values, so an unchanged bad Node is reported once.
     node_reports: NodeReports = field(default_factory=NodeReports)
+    # Reports due, posted one at a time by a task (lifecycle.py): a watch event never waits.
+    node_report_queue: asyncio.Queue[NodeReport] = field(default_factory=asyncio.Queue)
     crs: dict[CrKey, CrState] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES)
@@ -136,7 +167,10 @@ class OperatorState:
 
     def enter(self, key: CrKey, uid: str = "") -> CrState:
         """The CR's state, created when its first event arrives."""
-        return self.crs.setdefault(key, CrState(key=key, uid=uid))
+        cr = self.crs.get(key)
+        if cr is None:
+            cr = self.crs[key] = CrState(key=key, uid=uid, trigger=new_trigger(self.config))
+        return cr
 
     def forget(self, key: CrKey, cr: CrState) -> None:
         """Drop everything held for a CR that was deleted (its loops are being stopped)."""

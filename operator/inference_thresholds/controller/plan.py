@@ -31,9 +31,8 @@ from ..api.errors import validation_message
 from ..api.thresholds_document import ClassEntry, ThresholdsDocument, document_text
 from ..bounds import clip
 from .classes import summary
-from .node_index import NodeRecord, Selection
+from .node_index import NodeRecord, Selection, select
 from .plan_adaptation import PlanAdaptation, adapt_classes
-from .selector import matches
 
 ComputeFn = Callable[[HardwareProfile, ModelSpec, DeploymentContext, Any], ThresholdResult]
 # An invalid spec's message lands in the Ready condition (and is compared with it to post
@@ -110,7 +109,7 @@ class Plan:
 
     @property
     def nodes_matched(self) -> int:
-        return len(self.selection.nodes)
+        return self.selection.count
 
 
 def make_plan(
@@ -177,13 +176,10 @@ def _select(
 ) -> dict[str, list[NodeRecord]]:
     """Selected nodes grouped by hardware class key; records the selection in the plan."""
     groups: dict[str, list[NodeRecord]] = {}
-    selected: dict[str, str] = {}
-    for node_name in sorted(nodes):
-        rec = nodes[node_name]
-        if matches(spec.node_selector, rec.labels):
-            groups.setdefault(rec.class_key, []).append(rec)
-            selected[node_name] = rec.class_key
-    plan.selection = Selection(spec.node_selector, selected)
+    selected = select(nodes, spec.node_selector)
+    for rec in selected:
+        groups.setdefault(rec.class_key, []).append(rec)
+    plan.selection = Selection(spec.node_selector, len(selected))
     return groups
 
 

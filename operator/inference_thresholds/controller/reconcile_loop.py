@@ -1,8 +1,9 @@
-"""The reconcile loop of one CR: wait for a change, let a burst settle, reconcile, retry.
+"""The reconcile loop of one CR: wait for a change, reconcile, retry.
 
-Each CR's loop waits on its own ``asyncio.Event`` (set by ``wakeups.py``, the policy
-watch and the adaptation loop), so no CR waits on another, and a burst of changes costs
-one reconcile. At most ``MAX_CONCURRENT_RECONCILES`` run at once. A failed pass is
+Each CR's loop waits on its own ``Trigger`` (set by ``wakeups.py``, the policy watch and
+the adaptation loop), so no CR waits on another: an isolated change is reconciled at
+once, a burst of changes costs a pass at its start and one after it settles
+(``trigger.py``). At most ``MAX_CONCURRENT_RECONCILES`` run at once. A failed pass is
 retried with exponential backoff (the adaptation loop does not cut it short: see
 ``CrState.failing``); an exception never ends the loop. Each pass is registered as work
 in flight, so /healthz fails when one is wedged.
@@ -10,7 +11,6 @@ in flight, so /healthz fails when one is wedged.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -18,18 +18,6 @@ from .events import DecisionEvent, Poster
 from .operator_state import CrState, OperatorState
 from .reconcile_pass import reconcile_once
 from .stopper import Stopper
-
-
-async def _wait(trigger: asyncio.Event, stopped: Stopper, timeout: float) -> None:
-    async def stop() -> None:
-        await stopped.wait()
-
-    waiters = {asyncio.ensure_future(trigger.wait()), asyncio.ensure_future(stop())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
 
 
 async def run(
@@ -51,14 +39,11 @@ async def run(
                 timeout = min(cfg.retry_seconds * 2 ** (failures - 1), cfg.resync_seconds)
             else:
                 timeout = cfg.resync_seconds
-            await _wait(cr.trigger, stopped, timeout)
-            if stopped:
-                break
-            await stopped.wait(cfg.debounce_seconds)  # let a burst of changes settle
+            await cr.trigger.wait(stopped.wait, timeout)
             if stopped:
                 break
             async with state.slots:
-                cr.trigger.clear()  # changes seen while waiting for a slot are in this pass
+                cr.trigger.passed()  # changes seen while waiting for a slot are in this pass
                 started = time.monotonic()
                 cr.in_flight = True
                 claimed = cr.configmap_name
@@ -68,7 +53,7 @@ async def run(
                         ok = await reconcile_once(
                             cr.body,
                             cr,
-                            nodes=dict(state.nodes),
+                            nodes=state.nodes.snapshot(),
                             kube=state.kube,
                             policy=state.policy.policy,
                             metrics=state.metrics,

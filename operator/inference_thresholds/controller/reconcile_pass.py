@@ -115,7 +115,7 @@ async def reconcile_once(
     status = new_status(plan, previous, sync, now())
     if not await _write_status(kube, namespace, name, status, raw_status):
         return True  # deleted meanwhile; the loop is being stopped
-    cr.written = (uid, status)
+    cr.remember_written(uid, status)
     cr.selection = plan.selection
     metrics.state.update(namespace, name, status)
     post([*decision_events(plan, previous, sync), *cleanup])

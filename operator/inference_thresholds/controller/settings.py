@@ -2,8 +2,8 @@
 
 Also applies our kopf settings at startup: our own finalizer and annotation prefix
 (never kopf.zalando.org), Events only from explicit decisions (not from log lines),
-and standalone mode, since exactly one replica writes (see docs: Deployment with
-``replicas: 1`` and ``strategy: Recreate``).
+and standalone mode: kopf's peering stays off; one replica writes, either alone or as
+the holder of the leader-election Lease (``leader_election.py``, ``runner.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,17 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected a number") from None
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(ENV_PREFIX + name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name}={raw!r}: expected true or false")
 
 
 def _env_port(env: Mapping[str, str], name: str, default: int | None) -> int | None:
@@ -66,10 +77,25 @@ class OperatorConfig:
     metrics_host: str = "0.0.0.0"
     liveness_port: int | None = 8081
     liveness_host: str = "0.0.0.0"
+    # A change after a quiet spell is reconciled at once; changes closer than this to the
+    # last pass are a burst, reconciled once no change came for this long (trigger.py)...
     debounce_seconds: float = 0.5
+    # ... and at the latest this long after the burst's first change.
+    debounce_max_seconds: float = 5.0
     resync_seconds: float = 600.0
     retry_seconds: float = 15.0
     policy_poll_seconds: float = 5.0
+    # Watch Nodes as PartialObjectMetadata (labels and annotations only): cheaper, but
+    # status.allocatable (the device plugin's resources, the capacity fallback) is unseen.
+    node_metadata_only: bool = False
+    # Leader election on a Lease (leader_election.py): replicas beyond the leader wait as
+    # warm standbys. Off: this process is the only writer (standalone).
+    leader_elect: bool = False
+    lease_name: str = "inference-thresholds-operator"
+    lease_namespace: str | None = None  # default: $POD_NAMESPACE
+    lease_duration_seconds: float = 8.0
+    renew_deadline_seconds: float = 5.0
+    retry_period_seconds: float = 1.5
     # A reconcile running longer than this is wedged: /healthz fails so the pod restarts.
     wedged_seconds: float = 300.0
     # Where adaptation reads metrics when a CR names no spec.adaptation.prometheus.
@@ -88,9 +114,23 @@ class OperatorConfig:
             metrics_port=_env_port(env, "METRICS_PORT", base.metrics_port),
             liveness_port=_env_port(env, "LIVENESS_PORT", base.liveness_port),
             debounce_seconds=_env_float(env, "DEBOUNCE_SECONDS", base.debounce_seconds),
+            debounce_max_seconds=_env_float(env, "DEBOUNCE_MAX_SECONDS", base.debounce_max_seconds),
             resync_seconds=_env_float(env, "RESYNC_SECONDS", base.resync_seconds),
             retry_seconds=_env_float(env, "RETRY_SECONDS", base.retry_seconds),
             policy_poll_seconds=_env_float(env, "POLICY_POLL_SECONDS", base.policy_poll_seconds),
+            node_metadata_only=_env_bool(env, "NODE_METADATA_ONLY", base.node_metadata_only),
+            leader_elect=_env_bool(env, "LEADER_ELECT", base.leader_elect),
+            lease_name=env.get(ENV_PREFIX + "LEASE_NAME") or base.lease_name,
+            lease_namespace=env.get(ENV_PREFIX + "LEASE_NAMESPACE")
+            or env.get("POD_NAMESPACE")
+            or None,
+            lease_duration_seconds=_env_float(
+                env, "LEASE_DURATION_SECONDS", base.lease_duration_seconds
+            ),
+            renew_deadline_seconds=_env_float(
+                env, "RENEW_DEADLINE_SECONDS", base.renew_deadline_seconds
+            ),
+            retry_period_seconds=_env_float(env, "RETRY_PERIOD_SECONDS", base.retry_period_seconds),
             wedged_seconds=_env_float(env, "WEDGED_SECONDS", base.wedged_seconds),
             prometheus_url=_env_url(env, "PROMETHEUS_URL"),
         )
@@ -139,8 +179,10 @@ def apply_kopf_settings(settings: Any) -> None:
     # A per-object worker keeps its object's last body while it idles: with the 5 s default,
     # a start held a body for every Node, CR and ConfigMap at once.
     settings.queueing.idle_timeout = 0.5
-    # Lists come in pages: a full list of 2,000 Nodes is 9 MB of JSON, parsed at once.
-    settings.watching.chunk_size = 500
+    # Lists come in pages (CRs, ConfigMaps; Nodes have their own watch). A generated
+    # ConfigMap lists every selected node: ~90 KB each at 10,000 nodes, so a page of 500
+    # was 45 MB of JSON parsed at once; pages of 50 keep a list's peak to a few MB.
+    settings.watching.chunk_size = 50
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

@@ -1,24 +1,22 @@
 """Which CRs a watched change wakes: node, CR and ConfigMap events -> ``CrState.trigger``.
 
-Nodes are held in ``OperatorState.nodes``, listed once at startup (before kopf starts
-any watch or handler, so a restarted operator never reconciles against a half-listed
-cluster) and kept current here; nothing is written onto Nodes. (A ``kopf.index`` gave the
-same guarantee, but kopf's per-object readiness toggles made its pre-indexing quadratic:
-24 s for 2,000 nodes.) A node change that alters a node's labels or hardware is compared
-with every CR's selector and recorded selection and wakes only the CRs it affects.
-Called on the event loop that owns the ``asyncio.Event`` objects (a thread may not set them).
+Nodes are held in ``OperatorState.nodes``, listed by the node watch before kopf starts
+any watch or handler (so a restarted operator never reconciles against a half-listed
+cluster) and kept current by it (``node_watch.py``); nothing is written onto Nodes. (A
+``kopf.index`` gave the same guarantee, but kopf's per-object readiness toggles made its
+pre-indexing quadratic: 24 s for 2,000 nodes.) A node change that alters a node's labels
+or hardware is compared with every CR's selector and wakes only the CRs it affects.
+Called on the event loop that owns the triggers (a thread may not set them).
 A Node whose values were refused (``NodeHardware.rejected``) is still served from the rest
 and reported once (``node_reports.py``): one Node never stops a listing or a wakeup.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from ..api.crd import KIND
-from . import node_reports
 from .configmap import (
     DATA_HASH_ANNOTATION,
     MANAGED_BY,
@@ -29,57 +27,38 @@ from .configmap import (
     data_hash,
     owner_label_value,
 )
-from .kube import Kube
-from .node_index import NodeRecord, affected_by_node, node_record
-from .node_reports import NodeReports
+from .node_index import NodeChange, NodeRecord, affected_by_node
 from .operator_state import CrKey, CrState, OperatorState
 
-NodeReport = tuple[dict[str, Any], str]
-"""(the Node's name and uid, the message) of a Node to report."""
 
-
-def list_nodes(kube: Kube, reports: NodeReports) -> tuple[dict[str, NodeRecord], list[NodeReport]]:
-    """Every node's record by name, and the nodes to report (blocking: run it in a thread)."""
-    records: dict[str, NodeRecord] = {}
-    due: list[NodeReport] = []
-    for node in kube.list_nodes():
-        record = node_record(node)
-        records[record.name] = record
-        message = reports.due(record.name, record.hardware.rejected)
-        if message is not None:
-            meta = node.get("metadata") or {}
-            due.append(({"metadata": {"name": record.name, "uid": meta.get("uid")}}, message))
-    return records, due
-
-
-async def node_event(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> None:
-    """A Node watch event: wake the CRs it affects, then report refused values (once)."""
-    message = node_changed(state, name, body)
-    if message is not None and body is not None:
-        await asyncio.to_thread(node_reports.post, state.kube, body, message)
-
-
-def node_changed(state: OperatorState, name: str, body: Mapping[str, Any] | None) -> str | None:
-    """A node was added, changed (``body``) or deleted (``None``); returns the report due."""
-    record = None if body is None else node_record(body)
+def report_node(state: OperatorState, name: str, record: NodeRecord | None) -> None:
+    """Queue a Warning Event for a Node whose values were refused (once per distinct set
+    of refusals; ``lifecycle`` posts the queue)."""
     if record is None:
         state.node_reports.forget(name)
-        message = None
-    else:
-        message = state.node_reports.due(name, record.hardware.rejected)
-    if record is not None and state.nodes.get(name) == record:
-        return message  # same labels and hardware (a heartbeat, an annotation): no wakeup
-    if record is None:
-        state.nodes.pop(name, None)
-    else:
-        state.nodes[name] = record
-    affected = affected_by_node(state.selections(), name, record)
+        return
+    message = state.node_reports.due(name, record.hardware.rejected)
+    if message is not None:
+        node = {"metadata": {"name": name, "uid": record.uid}}
+        state.node_report_queue.put_nowait((node, message))
+
+
+def node_changed(state: OperatorState, change: NodeChange) -> None:
+    """A node's labels or hardware changed (the index holds the new record already)."""
+    report_node(state, change.name, change.new)
+    affected = affected_by_node(state.selections(), change)
+    if change.only_own_labels():
+        # GFD's timestamp (every node, every run) or the hostname: CRs whose recorded
+        # selectors read them were matched above; no race cover for CRs in flight, since
+        # hostnames do not change and nobody selects on a timestamp.
+        for key in affected:
+            state.kick(key)
+        return
     # A CR mid-reconcile (or not reconciled yet) may have read the nodes before this
     # change under a selector we have not recorded yet: give it one more pass.
     affected |= {k for k, cr in state.crs.items() if cr.in_flight or cr.selection is None}
     for key in affected:
         state.kick(key)
-    return message
 
 
 def resource_changed(

@@ -6,10 +6,10 @@ always win; a name that matches a preset fills only the fields left empty.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..api import Decision, ModelSpec, Runtime
+from ..text import slug
 
 
 def _p(**fields: Any) -> ModelSpec:
@@ -231,19 +231,15 @@ class UnknownPresetError(ValueError):
     pass
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-_BY_SLUG: dict[str, str] = {_slug(k): k for k in PRESETS} | _ALIASES
+_BY_SLUG: dict[str, str] = {slug(k): k for k in PRESETS} | _ALIASES
 
 
 def preset_for_name(name: str) -> str | None:
     """The preset a display name denotes: an exact slug, or a slug followed by a suffix
     such as '-instruct' (never a looser match, so 'BitNet b1.58 7B' stays unmatched)."""
-    slug = _slug(name)
+    wanted = slug(name)
     for key in sorted(_BY_SLUG, key=len, reverse=True):
-        if slug == key or slug.startswith(key + "-"):
+        if wanted == key or wanted.startswith(key + "-"):
             return _BY_SLUG[key]
     return None
 
@@ -253,7 +249,7 @@ def resolve_model(spec: ModelSpec) -> tuple[ModelSpec, list[Decision]]:
     decisions: list[Decision] = []
     preset_id: str | None = None
     if spec.preset is not None:
-        preset_id = _BY_SLUG.get(_slug(spec.preset))
+        preset_id = _BY_SLUG.get(slug(spec.preset))
         if preset_id is None:
             raise UnknownPresetError(
                 f"model.preset: unknown preset {spec.preset!r}; use one of "

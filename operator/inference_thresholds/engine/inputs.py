@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..api.errors import field_errors
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -15,7 +17,8 @@ class InputError(ValueError):
     """A bad input document; the message names file, field and fix."""
 
 
-def read_document(path: str | Path) -> Any:
+def read_yaml_file(path: str | Path) -> Any:
+    """A YAML or JSON file's content; unreadable or malformed files as ``InputError``."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -27,17 +30,8 @@ def read_document(path: str | Path) -> Any:
 
 
 def describe_errors(exc: ValidationError, origin: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
-        given = err.get("input")
-        hint = ""
-        if err["type"] == "extra_forbidden":
-            hint = " (unknown field: check spelling and unit suffix, e.g. bandwidthGBps, totalMiB)"
-        elif err["type"] == "enum":
-            hint = f" (got {given!r})"
-        lines.append(f"{origin}: {loc}: {err['msg']}{hint}")
-    return "\n".join(lines)
+    """One line per error: '<file>: <field>: <what is wrong> (<hint>)'."""
+    return "\n".join(f"{origin}: {loc or '(document)'}: {msg}" for loc, msg in field_errors(exc))
 
 
 def parse(model: type[M], data: Any, origin: str) -> M:
@@ -50,4 +44,4 @@ def parse(model: type[M], data: Any, origin: str) -> M:
 
 
 def load(model: type[M], path: str | Path) -> M:
-    return parse(model, read_document(path), str(path))
+    return parse(model, read_yaml_file(path), str(path))

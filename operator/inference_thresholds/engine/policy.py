@@ -28,6 +28,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..api import Environment, Overrides, Strictness, WireModel
 from ..api.base import wire_alias
+from ..api.thresholds_document import env_fields
+from .inputs import describe_errors
 
 
 class PolicyError(ValueError):
@@ -365,22 +367,8 @@ class Policy(WireModel):
         return self
 
 
-LEGACY_ENV = {
-    "BITNET_MIN_TOKENS_PER_SECOND": "min_tokens_per_second",
-    "BITNET_MAX_LATENCY_MS": "max_latency_ms",
-    "BITNET_MAX_MEMORY_MB": "max_memory_usage_mb",
-    "BITNET_MIN_SPEEDUP_FACTOR": "min_speedup_factor",
-    "BITNET_MAX_TIME_TO_FIRST_TOKEN_MS": "max_time_to_first_token_ms",
-}
+LEGACY_ENV = env_fields()  # BITNET_MIN_TOKENS_PER_SECOND -> min_tokens_per_second, ...
 POLICY_ENV_PREFIX = "INFERENCE_THRESHOLDS_POLICY_"
-
-
-def _format_errors(exc: ValidationError, origin: str) -> str:
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(root)"
-        lines.append(f"{origin}: {path}: {err['msg']}")
-    return "\n".join(lines)
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -458,7 +446,7 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(_format_errors(exc, origin)) from None
+        raise PolicyError(describe_errors(exc, origin)) from None
 
 
 def policy_key_pattern() -> re.Pattern[str]:

@@ -1,0 +1,149 @@
+"""The node watch's protocol: paged list, watch from its resourceVersion, resume from the
+last event or bookmark, relist on 410 Gone (nodes gone meanwhile deleted), and the
+metadata-only Accept header. The apiserver cannot be made to expire a resourceVersion on
+demand within a test, so the responses here are scripted in its wire format (the same
+watch runs against the real apiserver in tests/cluster/test_node_watch_apiserver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from inference_thresholds.controller.node_index import NodeChange
+from inference_thresholds.controller.node_watch import Gone, NodeWatch
+
+
+def _node(name: str, rv: int, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "resourceVersion": str(rv), "labels": labels}}
+
+
+class Stream:
+    """A watch response: lines of JSON, as the apiserver streams them."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.lines = [json.dumps(e).encode() + b"\n" for e in events]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.lines)
+
+    def release_conn(self) -> None:
+        pass
+
+
+class ScriptedApi:
+    """Kube's request/stream, answering from a script of list pages and watch streams."""
+
+    def __init__(self, pages: list[dict[str, Any]], streams: list[list[dict[str, Any]]]):
+        self.pages = pages
+        self.streams = streams
+        self.calls: list[tuple[str, dict[str, str], str]] = []
+
+    def request(self, method: str, path: str, *, query: Any = (), accept: str = "") -> Any:
+        self.calls.append(("list", dict(query), accept))
+        return self.pages.pop(0)
+
+    def stream(self, path: str, *, query: Any = (), accept: str = "", read_timeout: float = 0):
+        self.calls.append(("watch", dict(query), accept))
+        return Stream(self.streams.pop(0))
+
+
+def _page(items: list[dict[str, Any]], rv: str, token: str = "") -> dict[str, Any]:
+    meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
+    return {"metadata": meta, "items": items}
+
+
+def _run(watch: NodeWatch, steps: int) -> list[tuple[str | None, str | None]]:
+    """Start (list), then run ``steps`` watch requests; the changes the listener saw."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    def listener(change: NodeChange) -> None:
+        old, new = change.old, change.new
+        seen.append(
+            (
+                None if old is None else f"{old.name}:{old.labels.get('pool')}",
+                None if new is None else f"{new.name}:{new.labels.get('pool')}",
+            )
+        )
+
+    async def scenario() -> None:
+        watch.listener = listener
+        loop = asyncio.get_running_loop()
+        watch._loop = loop
+        items, watch.resource_version = await asyncio.to_thread(watch._list)
+        watch._relisted(items)
+        for _ in range(steps):
+            try:
+                await asyncio.to_thread(watch._watch_once)
+            except Gone:
+                items, watch.resource_version = await asyncio.to_thread(watch._list)
+                watch._post(watch._relisted, items)
+            await asyncio.sleep(0)  # the posted changes run on the loop
+
+    asyncio.run(scenario())
+    return seen
+
+
+def test_paged_list_then_watch_from_its_version_and_resume_from_bookmarks() -> None:
+    api = ScriptedApi(
+        pages=[_page([_node("a", 5, pool="x")], "10", "tok"), _page([_node("b", 7)], "10")],
+        streams=[
+            [
+                {"type": "MODIFIED", "object": _node("a", 11, pool="y")},
+                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}},
+            ],
+            [{"type": "DELETED", "object": _node("b", 16)}],
+        ],
+    )
+    watch = NodeWatch(api, page=1)  # type: ignore[arg-type]
+    seen = _run(watch, 2)
+    lists = [q for kind, q, _ in api.calls if kind == "list"]
+    assert lists == [{"limit": "1"}, {"limit": "1", "continue": "tok"}]
+    watches = [q for kind, q, _ in api.calls if kind == "watch"]
+    assert [w["resourceVersion"] for w in watches] == ["10", "15"]  # resumed at the bookmark
+    assert all(w["allowWatchBookmarks"] == "true" for w in watches)
+    assert ("a:y", None) not in seen and ("a:x", "a:y") in seen and ("b:None", None) in seen
+    assert sorted(watch.index) == ["a"]
+    assert watch.counts.lists == 1 and watch.counts.bookmarks == 1
+    assert watch.resource_version == "16"
+
+
+def test_410_gone_lists_again_and_deletes_what_went_away() -> None:
+    gone = {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": "too old resource version: 10 (250)",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+    api = ScriptedApi(
+        pages=[
+            _page([_node("a", 5, pool="x"), _node("b", 6, pool="x")], "10"),
+            _page([_node("a", 240, pool="z")], "250"),  # b was deleted while we were away
+        ],
+        streams=[[gone], [{"type": "MODIFIED", "object": _node("a", 251, pool="w")}]],
+    )
+    watch = NodeWatch(api)  # type: ignore[arg-type]
+    seen = _run(watch, 2)
+    assert watch.counts.lists == 2
+    assert ("b:x", None) in seen and ("a:x", "a:z") in seen and ("a:z", "a:w") in seen
+    assert sorted(watch.index) == ["a"] and watch.index["a"].labels["pool"] == "w"
+    watches = [q for kind, q, _ in api.calls if kind == "watch"]
+    assert [w["resourceVersion"] for w in watches] == ["10", "250"]
+
+
+def test_metadata_only_asks_for_partial_object_metadata() -> None:
+    api = ScriptedApi(pages=[_page([_node("a", 5)], "10")], streams=[[]])
+    watch = NodeWatch(api, metadata_only=True)  # type: ignore[arg-type]
+    _run(watch, 1)
+    (list_accept,) = [a for kind, _, a in api.calls if kind == "list"]
+    (watch_accept,) = [a for kind, _, a in api.calls if kind == "watch"]
+    assert list_accept.startswith("application/json;as=PartialObjectMetadataList;g=meta.k8s.io")
+    assert watch_accept.startswith("application/json;as=PartialObjectMetadata;g=meta.k8s.io")
+    # a server without it answers full objects: the fallback is in the header
+    assert list_accept.endswith(",application/json")
