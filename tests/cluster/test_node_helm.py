@@ -83,11 +83,26 @@ def bitnet_edge_cr(namespace: str, node: str) -> dict[str, Any]:
     return doc
 
 
+def forget_agent(node: RealNodeCluster) -> None:
+    """Remove every hw.inference.dev label and annotation from the node."""
+    metadata = node.get("node", node.node_name)["metadata"]
+    patch = {
+        kind: {key: None for key in metadata.get(kind) or {} if key.startswith(HW)}
+        for kind in ("labels", "annotations")
+    }
+    node.kubectl("patch", "node", node.node_name, "--type=merge",
+                 "-p", json.dumps({"metadata": patch}))  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def release(real_node: RealNodeCluster, helm: Helm) -> Iterator[Release]:
     workload_ns = f"workload-{uuid.uuid4().hex[:6]}"
     values = real_node.chart_values()
     rel = Release(real_node, helm, values, workload_ns)
+    # The node is shared by the session's real-node modules: an agent installed by an
+    # earlier one left its labels. Start from a node the agent has never seen, so what
+    # the pod publishes is its own work (its write counter proves it).
+    forget_agent(real_node)
     real_node.kubectl("create", "namespace", workload_ns)
     argv = [
         helm.binary, "install", RELEASE, str(CHART), "--namespace", NAMESPACE,
