@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from inference_thresholds.api.node_contract import LABEL_PREFIX
 from inference_thresholds_dev.llama.node_loop import (
     LoopError,
     LoopSettings,
@@ -61,7 +63,6 @@ EXAMPLES = ROOT / "examples"
 NAMESPACE = "default"
 RELEASE_NAMESPACE = "inference-thresholds"
 POOL_LABEL = "inference.example.com/pool"
-HW_PREFIX = "hw.inference.dev/"
 # What a real node needs here (inference_thresholds_dev.node / .images).
 NODE_COMMANDS = ("containerd", "ctr", "runc", "podman", "mmdebstrap", "gcc", "helm")
 T = TypeVar("T")
@@ -88,9 +89,7 @@ def info(message: str) -> None:
 def show(argv: Sequence[str]) -> None:
     """Print a command the way a user would type it."""
     names = {CLI: "inference-thresholds", DEV_CLI: "inference-thresholds-dev"}
-    shown = [
-        Path(a).name if a.endswith(("/kubectl", "/helm")) else names.get(a, a) for a in argv
-    ]
+    shown = [Path(a).name if a.endswith(("/kubectl", "/helm")) else names.get(a, a) for a in argv]
     print(f"{DIM}$ {' '.join(shown)}{RESET}", flush=True)
 
 
@@ -207,15 +206,17 @@ class Demo:
                   "--logs", "--timeout", "180s"], echo=True)  # fmt: skip
 
     def show_agent_labels(self) -> None:
-        step(f"The agent pod detected this machine from its container and labelled node/{self.node}")
+        step(
+            f"The agent pod detected this machine from its container and labelled node/{self.node}"
+        )
 
         def labelled() -> dict[str, str] | None:
             node = json.loads(self.kubectl("get", "node", self.node, "-o", "json"))
             labels = node["metadata"].get("labels", {})
-            found = {k: v for k, v in labels.items() if k.startswith(HW_PREFIX)}
+            found = {k: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
             return found or None
 
-        labels = eventually(labelled, timeout=self.timeout, what=f"{HW_PREFIX} labels")
+        labels = eventually(labelled, timeout=self.timeout, what=f"{LABEL_PREFIX} labels")
         show(["kubectl", "get", "node", self.node, "--show-labels"])
         for key, value in sorted(labels.items()):
             info(f"{key}={value}")
@@ -389,13 +390,15 @@ class Demo:
         self.run([*argv, "--kubeconfig", str(self.kubeconfig), "--metrics-port", "0"])
         node = json.loads(self.kubectl("get", "node", self.node, "-o", "json"))
         labels = {
-            k: v for k, v in node["metadata"].get("labels", {}).items() if k.startswith(HW_PREFIX)
+            k: v
+            for k, v in node["metadata"].get("labels", {}).items()
+            if k.startswith(LABEL_PREFIX)
         }
         info(f"labels the agent published on node/{self.node}:")
         for key, value in sorted(labels.items()):
             info(f"  {key}={value}")
         if not labels:
-            raise DemoError(f"the node agent published no {HW_PREFIX} labels")
+            raise DemoError(f"the node agent published no {LABEL_PREFIX} labels")
 
     def install_crd(self) -> None:
         step("Installing the CRD")
@@ -434,9 +437,11 @@ class Demo:
         for key, value in cm.get("data", {}).items():
             (mount / key).write_text(value)
         info(f"ConfigMap {cm_name} written to {mount} (what the volume mount gives a pod)")
-        rss_mib = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf(
-            "SC_PAGE_SIZE"
-        ) // (1024 * 1024)
+        rss_mib = (
+            int(Path("/proc/self/statm").read_text().split()[1])
+            * os.sysconf("SC_PAGE_SIZE")
+            // (1024 * 1024)
+        )
         info(f"observed: this demo process's own memory ({rss_mib} MiB resident)")
         argv = [CLI, "check", "--path", str(mount), "--node", self.node,
                 "--observed-memory-mb", str(rss_mib)]  # fmt: skip
