@@ -188,11 +188,9 @@ class Demo:
         self.run(
             ["helm", "install", "inference-thresholds", str(CHART), "--namespace",
              RELEASE_NAMESPACE, "--create-namespace", "-f", str(values), "--wait",
-             "--timeout", "300s",
-             # The agent measures memory bandwidth (a bounded probe) rather than guess it
-             # for a CPU it does not know: the closed loop's expectations rest on it.
-             "--set", "agent.probeBandwidth=true",
-             "--set", "agent.resources.limits.memory=768Mi"],
+             # The chart's defaults: the agent measures memory bandwidth (a bounded probe)
+             # for a CPU no table knows, as here; the closed loop's expectations rest on it.
+             "--timeout", "300s"],
             echo=True,
         )  # fmt: skip
         info(f"release ready after {time.monotonic() - began:.1f} s")
