@@ -26,6 +26,8 @@ class ModelFigures:
     quantized: bool
     head_params: float  # output head parameters (vocab x hidden), 0 when unknown
     body_bytes: float  # transformer-layer weights (no embedding/head), as stored
+    # Input embedding + output head parameters (the head once when tied), 0 when unknown.
+    embedding_params: float = 0.0
 
 
 def _default_weight_bits(runtime: str) -> tuple[float, str]:
@@ -94,7 +96,7 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
         log.add("model.embeddingBits", ebits, "bits", "estimate", why)
 
     # Split off embedding/head only when the shape is known; else all params at wbits.
-    head = 0.0
+    head = embed_total = 0.0
     if spec.vocab_size and spec.hidden_size:
         head = float(spec.vocab_size * spec.hidden_size)
         tied = bool(spec.tied_embeddings)
@@ -153,6 +155,7 @@ def model_figures(spec: ModelSpec, log: DecisionLog) -> ModelFigures:
         quantized=wbits < 15.5,
         head_params=head,
         body_bytes=body_bytes,
+        embedding_params=embed_total,
     )
 
 
@@ -171,6 +174,18 @@ def context_tokens(workload: Workload) -> tuple[float, float]:
 
 
 def prefill_flops(fig: ModelFigures, prompt_tokens: int, hidden: int | None) -> float:
-    """2 x active params x tokens, plus causal attention 2 x layers x tokens^2 x width."""
+    """2 x layer params x tokens, the output head once, plus causal attention
+    2 x layers x tokens^2 x width.
+
+    The input embedding is a row lookup, and serving runtimes compute logits for the
+    prompt's last token only (llama.cpp's n_outputs / inp_out_ids, vLLM without prompt
+    logprobs): the head multiplies one row, not the prompt. For small models with large
+    vocabularies it is a quarter of the parameters (Qwen2.5-0.5B: 136 of 494 M).
+    """
     width = hidden or math.sqrt(fig.active_params / (12 * fig.layers))
-    return 2 * fig.active_params * prompt_tokens + 2 * fig.layers * prompt_tokens**2 * width
+    per_token = max(fig.active_params - fig.embedding_params, 0.1 * fig.active_params)
+    return (
+        2 * per_token * prompt_tokens
+        + 2 * fig.head_params
+        + 2 * fig.layers * prompt_tokens**2 * width
+    )

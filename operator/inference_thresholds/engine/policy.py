@@ -128,9 +128,11 @@ def _rates(table: dict[str, tuple[float, float, float]]) -> dict[str, MatmulRate
 def _prefill_rates() -> dict[str, MatmulRates]:
     # What llama.cpp's prefill GEMMs reach, per core per cycle at the profile's clock.
     # Sources (docs/engine-physics.md): x86 AVX2: live llama-bench on a 2-vCPU Zen 3 EPYC
-    # VM (pp256 best of 5, 2 threads: F16 ~21, Q8_0 ~11-15, Q4_0 ~21-27 ops/cycle at 3 GHz;
-    # Q4_0/Q4_K are repacked to 8x8 AVX2 kernels, Q8_0 is not: ggml-cpu/repack.cpp) and
-    # llamafile#394 (i9-9900, 8 cores, TinyLlama pp: F16 251, Q8_0 219 t/s); AVX-512 VNNI:
+    # VM (pp256, 2 threads: F16 ~21-29, Q4_0 ~21-27 ops/cycle at 3 GHz; Q4_0/Q4_K are
+    # repacked to 8x8 AVX2 kernels, Q8_0 is not: ggml-cpu/repack.cpp) and llamafile#394
+    # (i9-9900, 8 cores, TinyLlama pp: F16 251, Q8_0 219 t/s). Both put Q8_0 prefill
+    # 15-20 % below F16 (F16/Q8_0 time: 1.15 there; median 1.19 over four shapes with
+    # llama-server on the idle VM), not the 30 % of llama-bench runs on a busy VM; AVX-512 VNNI:
     # ik_llama.cpp#533 (Ryzen 7950X, 16 cores, mainline Q4_0 pp512 170 t/s on LLaMA-3.1-8B);
     # Zen 4 double-pumps 512-bit FMAs, so F16 gains little over AVX2. AMX: llama.cpp#8998
     # uses AMX for Q4/Q8 only in builds with GGML_AMX_INT8 (it crashes on some VMs), so its
@@ -142,7 +144,7 @@ def _prefill_rates() -> dict[str, MatmulRates]:
             "avx512_vnni": (24, 24, 30),
             "avx512f": (24, 18, 24),
             "avx_vnni": (20, 18, 22),
-            "avx2": (20, 14, 20),
+            "avx2": (20, 17, 20),
             "i8mm": (12.8, 51.2, 51.2),
             "asimddp": (12.8, 25.6, 25.6),
             "neon": (6.4, 12.8, 12.8),
