@@ -22,11 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inference_thresholds.cli.main import CliError, run
+
 STATE_DIR_ENV = "INFERENCE_THRESHOLDS_DEV_CLUSTER_DIR"
-
-
-class CliError(Exception):
-    """A user-facing error: printed without a traceback, exit status 2."""
 
 
 def default_state_dir() -> Path:
@@ -233,15 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return code
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":
