@@ -2,7 +2,8 @@
 
 The same fleet and CRs as ``operator_scale.py`` (realistic Nodes, 2,000 CRs in 20
 namespaces), planned against the node index without a cluster: the size of each CR's
-document as the ConfigMap stores it, and of its node -> class map (every selected node).
+document as the ConfigMap stores it, of its classes' node lists (every selected node)
+and of its decision logs.
 
     .venv/bin/python benchmarks/document_sizes.py --nodes 10000
 """
@@ -35,7 +36,7 @@ def main() -> None:
         index.apply(node_name(i), node_inputs(realistic_merged(i, classes)))
     nodes = index.snapshot()
     plans, _, _ = ready_plans(cr_plans(args.crs, args.namespaces, classes), nodes, classes)
-    docs, maps, selected = [], [], []
+    docs, maps, decisions, selected = [], [], [], []
     for p in plans:
         plan = make_plan(
             name=p.name,
@@ -48,15 +49,18 @@ def main() -> None:
         )
         assert plan.document is not None, p.name
         docs.append(len(render_data(plan.document, "LLM_")[DOCUMENT_KEY]))
-        maps.append(len(json.dumps(plan.document.nodes, separators=(",", ":"))))
-        selected.append(len(plan.document.nodes))
+        lists = {name: entry.nodes for name, entry in plan.document.classes.items()}
+        maps.append(len(json.dumps(lists, separators=(",", ":"))))
+        decisions.append(sum(len("".join(e.decisions)) for e in plan.document.classes.values()))
+        selected.append(plan.document.node_total)
     kb = 1024
     print(
         f"{args.nodes:,} nodes ({index.shapes} shapes), {len(plans):,} CRs: selected nodes per "
         f"CR mean {statistics.mean(selected):.0f}, max {max(selected):,}; document (as stored) "
-        f"mean {statistics.mean(docs) / kb:.1f} KB, max {max(docs) / kb:.1f} KB; its node -> "
-        f"class map (compact JSON) mean {statistics.mean(maps) / kb:.1f} KB, "
-        f"max {max(maps) / kb:.1f} KB"
+        f"mean {statistics.mean(docs) / kb:.1f} KB, max {max(docs) / kb:.1f} KB; its classes' "
+        f"node lists (compact JSON) mean {statistics.mean(maps) / kb:.1f} KB, "
+        f"max {max(maps) / kb:.1f} KB; decision logs (text) mean "
+        f"{statistics.mean(decisions) / kb:.1f} KB"
     )
 
 

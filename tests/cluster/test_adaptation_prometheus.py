@@ -40,6 +40,7 @@ from prometheus_harness import (
 )
 
 from inference_thresholds.adaptation.prometheus import PrometheusClient
+from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds_dev.cluster.access import ClusterAccess
 
 pytestmark = pytest.mark.prometheus
@@ -560,7 +561,7 @@ def test_each_class_adapts_from_its_own_nodes_series(
         )
         cluster.await_condition(namespace, "nodes-of", generation=1)
         doc = cluster.document(namespace, "nodes-of-thresholds")
-        class_of = doc["nodes"]
+        class_of = ThresholdsDocument.model_validate(doc).node_classes()
         exporters = {node: VllmExporter("per-class") for node in (small, big)}
         factor = {small: 1.6, big: 1.25}
         for node, e in exporters.items():

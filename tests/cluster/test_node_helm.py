@@ -25,6 +25,7 @@ import yaml
 from helm_support import CHART, Helm
 from node_support import RealNodeCluster, metric, pod_ready, scrape
 
+from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds_dev.local_chart import client_deployment, host_network_pod
 
 pytestmark = [pytest.mark.node, pytest.mark.helm]
@@ -215,7 +216,7 @@ def test_first_configmap_after_install(release: Release) -> None:
     ready = next(c for c in cr["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True", ready
     doc = json.loads(release.configmap()["data"]["thresholds.json"])
-    assert release.node.node_name in doc["nodes"]
+    assert release.node.node_name in ThresholdsDocument.model_validate(doc).node_classes()
     assert release.timings["configmap"] < 240
 
 

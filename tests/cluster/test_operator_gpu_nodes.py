@@ -13,6 +13,7 @@ import pytest
 import yaml
 from operator_harness import Cluster, OperatorProcess, eventually, nodes, unique
 
+from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds_agent.agent import Agent, AgentMetrics
 from inference_thresholds_agent.profile import Detector, Scope
 from inference_thresholds_agent.publisher import KubernetesNodeApi
@@ -159,7 +160,11 @@ def test_gt_and_lt_select_by_integer_labels(
     with nodes(cluster, specs):
         spec = {"nodeSelector": selector("Gt", "4000"), "model": {"preset": "bitnet-b1.58-2b-4t"}}
         cluster.create_cr(namespace, "sel", spec)
-        doc_nodes = lambda: set(cluster.document(namespace, "sel-thresholds")["nodes"])  # noqa: E731
+        doc_nodes = lambda: set(  # noqa: E731
+            ThresholdsDocument.model_validate(
+                cluster.document(namespace, "sel-thresholds")
+            ).node_classes()
+        )
         assert (
             cluster.await_condition(namespace, "sel", generation=1)["status"]["nodesMatched"] == 1
         )

@@ -16,6 +16,7 @@ from operator_harness import (
     unique,
 )
 
+from inference_thresholds.api.thresholds_document import ThresholdsDocument
 from inference_thresholds_dev.cluster.access import ClusterAccess
 
 LLAMA = {"preset": "llama-3.1-8b"}
@@ -76,7 +77,7 @@ def test_create_writes_configmap_status_and_events(
         )
         doc = json.loads(cm["data"]["thresholds.json"])
         assert doc["owner"] == "demo" and doc["generation"] == 1
-        assert doc["nodes"] == {
+        assert ThresholdsDocument.model_validate(doc).node_classes() == {
             f"{pool}-cpu-a": cpu_class,
             f"{pool}-cpu-b": cpu_class,
             f"{pool}-gpu": next(n for n in classes if n != cpu_class),
@@ -164,7 +165,7 @@ def test_node_relabel_changes_only_the_selecting_cr(
 
         eventually(shrunk, what="sel-a drops the relabelled node")
         doc = cluster.document(namespace, "sel-a-thresholds")
-        assert list(doc["nodes"]) == [f"{a}-1"]
+        assert list(ThresholdsDocument.model_validate(doc).node_classes()) == [f"{a}-1"]
         assert cluster.cr(namespace, "sel-b")["metadata"]["resourceVersion"] == untouched_cr
         assert (
             cluster.cm(namespace, "sel-b-thresholds")["metadata"]["resourceVersion"] == untouched_cm
@@ -202,7 +203,8 @@ def test_node_deleted_while_selected(
             lambda: cluster.cr(namespace, "del")["status"].get("nodesMatched") == 1,
             what="deleted node dropped",
         )
-        assert list(cluster.document(namespace, "del-thresholds")["nodes"]) == [f"{pool}-keep"]
+        doc = ThresholdsDocument.model_validate(cluster.document(namespace, "del-thresholds"))
+        assert list(doc.node_classes()) == [f"{pool}-keep"]
         # The last one goes too: no matching nodes, said plainly.
         cluster.delete_node(f"{pool}-keep")
         cluster.await_condition(namespace, "del", "Ready", "False", reason="NoMatchingNodes")

@@ -29,8 +29,11 @@ BIG = Thresholds(
 )
 
 
-def two_class_document() -> ThresholdsDocument:
-    return ThresholdsDocument(
+def two_class_document(*, legacy: bool = False) -> ThresholdsDocument:
+    """Nodes listed per class, as the operator writes them; ``legacy``: in the node ->
+    class map older operators wrote (which can also name a class the document lacks)."""
+    members = {"cpu-small": ["n-small"], "cpu-big": ["n-big-1", "n-big-2"], "tiny": ["n-tiny"]}
+    doc = ThresholdsDocument(
         owner="bitnet-edge",
         namespace="default",
         generation=3,
@@ -51,14 +54,13 @@ def two_class_document() -> ThresholdsDocument:
                 reason="needs 1.3 GiB, node has 1.0 GiB",
             ),
         },
-        nodes={
-            "n-small": "cpu-small",
-            "n-big-1": "cpu-big",
-            "n-big-2": "cpu-big",
-            "n-tiny": "tiny",
-            "n-orphan": "gone",
-        },
     )
+    if legacy:
+        return doc.model_copy(
+            update={"nodes": {n: c for c, ns in members.items() for n in ns} | {"n-orphan": "gone"}}
+        )
+    classes = {c: e.model_copy(update={"nodes": members[c]}) for c, e in doc.classes.items()}
+    return doc.model_copy(update={"classes": classes})
 
 
 def envfrom(doc: ThresholdsDocument, prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:

@@ -47,14 +47,18 @@ def test_node_argument_wins_over_env(mounted: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "why"),
+    ("env", "legacy", "why"),
     [
-        ({}, "NODE_NAME not set"),
-        ({"NODE_NAME": "somewhere-else"}, "not in the document's node map"),
-        ({"NODE_NAME": "n-orphan"}, "does not define"),
+        ({}, False, "NODE_NAME not set"),
+        ({"NODE_NAME": "somewhere-else"}, False, "is in none of the document's classes"),
+        ({"NODE_NAME": "somewhere-else"}, True, "is in none of the document's classes"),
+        ({"NODE_NAME": "n-orphan"}, True, "does not define"),
     ],
 )
-def test_falls_back_to_effective_and_says_why(mounted: Path, env: dict[str, str], why: str) -> None:
+def test_falls_back_to_effective_and_says_why(
+    tmp_path: Path, env: dict[str, str], legacy: bool, why: str
+) -> None:
+    mounted = write_configmap_volume(tmp_path / "mnt", two_class_document(legacy=legacy))
     loaded = load_thresholds(mounted, env=env)
     assert loaded.selection == "effective"
     assert loaded.thresholds == SMALL
@@ -295,6 +299,7 @@ def test_node_class_or_effective_for_any_document(
         )
     )
     effective_class = data.draw(st.sampled_from(names))
+    legacy = data.draw(st.booleans())  # the node map older operators wrote, or class lists
     doc = ThresholdsDocument(
         owner="x",
         namespace="ns",
@@ -303,10 +308,16 @@ def test_node_class_or_effective_for_any_document(
         effective_class=effective_class,
         effective=classes[effective_class],
         classes={
-            n: ClassEntry(hardware_summary=n, node_count=1, feasible=True, thresholds=t)
+            n: ClassEntry(
+                hardware_summary=n,
+                node_count=1,
+                feasible=True,
+                thresholds=t,
+                nodes=[] if legacy else sorted(k for k, c in nodes.items() if c == n),
+            )
             for n, t in classes.items()
         },
-        nodes=nodes,
+        nodes=nodes if legacy else None,
     )
     mnt = write_configmap_volume(tmp_path_factory.mktemp("m") / "mnt", doc)
     node = data.draw(st.sampled_from([*nodes, "unknown-node"]))

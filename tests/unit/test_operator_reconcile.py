@@ -92,7 +92,8 @@ def test_effective_thresholds_are_the_slowest_class() -> None:
     assert gpu.result.thresholds.min_tokens_per_second > cpu.result.thresholds.min_tokens_per_second  # type: ignore[operator]
     doc = plan.document
     assert doc is not None
-    assert doc.nodes == {"cpu-1": cpu.name, "cpu-2": cpu.name, "gpu-1": gpu.name}
+    assert doc.node_classes() == {"cpu-1": cpu.name, "cpu-2": cpu.name, "gpu-1": gpu.name}
+    assert doc.classes[cpu.name].nodes == ["cpu-1", "cpu-2"] and doc.nodes is None
     assert doc.content_hash == document_hash(doc)
 
 

@@ -90,7 +90,8 @@ def test_first_pass_writes_configmap_status_and_events() -> None:
     cm = run.api.configmaps[("ns", "demo-thresholds")]
     doc = json.loads(cm["data"]["thresholds.json"])
     assert cm["metadata"]["labels"][MANAGED_BY_LABEL] == "inference-thresholds"
-    assert set(doc["nodes"]) == {"cpu-1", "cpu-2"}
+    assert [n for c in doc["classes"].values() for n in c["nodes"]] == ["cpu-1", "cpu-2"]
+    assert "nodes" not in doc  # the per-node map of older operators is no longer written
     assert run.condition("Ready") == ("True", "Reconciled")
     assert run.status()["configMapRef"]["contentHash"] == doc["contentHash"]
     assert run.reasons() == ["ClassesFound", "ThresholdsComputed", "ConfigMapWritten"]

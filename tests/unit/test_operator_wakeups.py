@@ -112,3 +112,25 @@ def test_configmap_events_wake_every_cr_naming_it() -> None:
         woken = {k for k, cr in state.crs.items() if cr.trigger.is_set()}
         assert woken == {KEY, ("ns", "rival")}
     assert state.rivals(KEY, "cr-thresholds") == ["rival"]
+
+
+def test_claimants_follow_renames_and_deletions() -> None:
+    """The (namespace, ConfigMap) -> CRs index stays exact as specs rename their
+    ConfigMap and CRs go, including a CR re-created under the same name."""
+    state = empty_operator_state()
+    a, b = state.enter(("ns", "a")), state.enter(("ns", "b"))
+    a.configmap_name = b.configmap_name = "shared"
+    assert state.claimants("ns", "shared") == [("ns", "a"), ("ns", "b")]
+    b.configmap_name = "own"
+    assert state.claimants("ns", "shared") == [("ns", "a")]
+    assert state.claimants("ns", "own") == [("ns", "b")]
+    assert state.claimants("other", "own") == []
+    state.forget(("ns", "b"), b)
+    assert state.claimants("ns", "own") == []
+    b.configmap_name = "late"  # a forgotten CR's last pass: no longer indexed
+    assert state.claimants("ns", "late") == []
+    state.crs.pop(("ns", "a"))  # deleted and re-created under the same name
+    again = state.enter(("ns", "a"))
+    again.configmap_name = "shared"
+    state.forget(("ns", "a"), a)  # the old loop ends after the new one started
+    assert state.claimants("ns", "shared") == [("ns", "a")]

@@ -314,7 +314,10 @@ class NodeLoop:
         if cm is None:
             raise LoopError(f"ConfigMap {self.configmap} is gone")
         doc = ThresholdsDocument.model_validate_json(cm["data"][DOCUMENT_KEY])
-        return doc.classes[doc.nodes[self.s.node]]
+        name = doc.class_of(self.s.node)
+        if name is None:
+            raise LoopError(f"node {self.s.node} is in none of the document's classes")
+        return doc.classes[name]
 
     def thresholds(self) -> Thresholds:
         return self.document_class().thresholds

@@ -7,10 +7,11 @@ the API types and imports nothing beyond pydantic.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..text import decimal_text
 from .base import WireModel
@@ -43,8 +44,25 @@ def env_fields(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
 
 
 def document_text(doc: ThresholdsDocument) -> str:
-    """The document as the ConfigMap holds it (``DOCUMENT_KEY``)."""
-    return json.dumps(doc.wire(), sort_keys=True, indent=2) + "\n"
+    """The document as the ConfigMap holds it (``DOCUMENT_KEY``): indented, with each
+    class's node list on one line. A thousand node names one per line would be most of
+    the text to scroll, and json's indenting encoder is pure Python, several times
+    slower than its C encoder on such lists (the operator renders every CR's document
+    on every change)."""
+    wire = doc.wire()
+    nonce = secrets.token_hex(8)  # the placeholders cannot occur in any other string
+    lists: dict[str, str] = {}
+    classes = wire.get("classes")
+    for i, entry in enumerate(classes.values() if isinstance(classes, dict) else ()):
+        names = entry.get("nodes")
+        if names:
+            placeholder = f"\x00{nonce}-{i}"
+            entry["nodes"] = placeholder
+            lists[json.dumps(placeholder)] = json.dumps(names)
+    text = json.dumps(wire, sort_keys=True, indent=2)
+    for placeholder, names in lists.items():
+        text = text.replace(placeholder, names, 1)
+    return text + "\n"
 
 
 CONTENT_HASH_KEY = "INFERENCE_THRESHOLDS_CONTENT_HASH"
@@ -96,6 +114,10 @@ def parse_published_env(text: str) -> dict[str, str]:
 class ClassEntry(WireModel):
     """Thresholds for one hardware class (nodes with identical relevant hardware)."""
 
+    # Read by pods whose client may be older than the operator: a field added later is
+    # skipped, not a reason to refuse the whole document.
+    model_config = ConfigDict(extra="ignore")
+
     hardware_summary: str = Field(description="Short human summary, e.g. '1x NVIDIA A100 80GB'.")
     node_count: int = Field(ge=0)
     feasible: bool
@@ -106,9 +128,16 @@ class ClassEntry(WireModel):
     decisions: list[str] = Field(
         default_factory=list, description="Decision log, one readable line per step."
     )
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="The selected nodes of this class, by name (sorted): a pod finds its "
+        "class through NODE_NAME.",
+    )
 
 
 class ThresholdsDocument(WireModel):
+    model_config = ConfigDict(extra="ignore")  # as ClassEntry: newer operators may add fields
+
     api_version: Literal["thresholds.inference.dev/v1alpha1"] = "thresholds.inference.dev/v1alpha1"
     kind: Literal["ThresholdsDocument"] = "ThresholdsDocument"
     owner: str = Field(description="Name of the InferenceThresholds object.")
@@ -120,4 +149,27 @@ class ThresholdsDocument(WireModel):
     )
     effective: Thresholds = Field(default_factory=Thresholds)
     classes: dict[str, ClassEntry] = Field(default_factory=dict)
-    nodes: dict[str, str] = Field(default_factory=dict, description="Node name -> class name.")
+    nodes: dict[str, str] | None = Field(
+        None,
+        description="Node name -> class name, where operators before each class listed "
+        "its nodes kept them (read, no longer written: the names of a class's nodes "
+        "once, not the class name once per node, halve a large fleet's document).",
+    )
+
+    def class_of(self, node: str) -> str | None:
+        """The class listing ``node`` (or, in an older document, mapping it), else None."""
+        for name, entry in self.classes.items():
+            if node in entry.nodes:
+                return name
+        return (self.nodes or {}).get(node)
+
+    def node_classes(self) -> dict[str, str]:
+        """Node name -> class name, from whichever form the document has."""
+        listed = {node: name for name, entry in self.classes.items() for node in entry.nodes}
+        return listed or dict(self.nodes or {})
+
+    @property
+    def node_total(self) -> int:
+        """How many nodes the document places in a class."""
+        listed = sum(len(entry.nodes) for entry in self.classes.values())
+        return listed or len(self.nodes or {})

@@ -4,7 +4,7 @@ Resolution order, per threshold:
 
 1. a variable ``<PREFIX><KEY>`` (e.g. ``BITNET_MIN_TOKENS_PER_SECOND``) the user set
    (see below);
-2. the thresholds of the node's hardware class (``NODE_NAME`` -> ``nodes`` -> ``classes``);
+2. the thresholds of the node's hardware class (the class whose ``nodes`` list ``NODE_NAME``);
 3. the document's effective thresholds (those of the slowest class).
 
 The generated ConfigMap is typically used twice: mounted as a volume *and* via
@@ -164,11 +164,11 @@ def _select(
     if not node_name:
         reason = f"{NODE_ENV} not set; using the {effective_note}"
         return "effective", reason, doc.effective_class, doc.effective, True, None
-    class_name = doc.nodes.get(node_name)
+    class_name = doc.class_of(node_name)
     if class_name is None:
         reason = (
-            f"node {node_name} is not in the document's node map ({len(doc.nodes)} node(s)); "
-            f"using the {effective_note}"
+            f"node {node_name} is in none of the document's classes ({doc.node_total} "
+            f"node(s)); using the {effective_note}"
         )
         return "effective", reason, doc.effective_class, doc.effective, True, None
     entry = doc.classes.get(class_name)

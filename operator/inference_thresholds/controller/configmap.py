@@ -104,13 +104,14 @@ def owner_label_value(name: str) -> str:
     return f"{name[:54].rstrip('-_.')}-{digest}"
 
 
-def render_data(doc: ThresholdsDocument, env_prefix: str) -> dict[str, str]:
-    """The ConfigMap's data: the document, its effective thresholds as env-style keys, and
-    two keys that let the pod-side client tell ``envFrom`` copies (possibly from an older
-    ConfigMap: variables are fixed at container start) from variables a user set."""
+def render_data(doc: ThresholdsDocument, env_prefix: str, text: str = "") -> dict[str, str]:
+    """The ConfigMap's data: the document (``text``: already rendered by the plan), its
+    effective thresholds as env-style keys, and two keys that let the pod-side client
+    tell ``envFrom`` copies (possibly from an older ConfigMap: variables are fixed at
+    container start) from variables a user set."""
     env = env_data(doc.effective, env_prefix)
     data = {
-        DOCUMENT_KEY: document_text(doc),
+        DOCUMENT_KEY: text or document_text(doc),
         **env,
         CONTENT_HASH_KEY: doc.content_hash,
         PUBLISHED_ENV_KEY: published_env(env),
@@ -123,8 +124,10 @@ def data_hash(data: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def desired_configmap(doc: ThresholdsDocument, *, name: str, env_prefix: str, owner: Owner) -> Json:
-    data = render_data(doc, env_prefix)
+def desired_configmap(
+    doc: ThresholdsDocument, *, name: str, env_prefix: str, owner: Owner, text: str = ""
+) -> Json:
+    data = render_data(doc, env_prefix, text)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -247,7 +250,18 @@ def sync_configmap(
     name = desired["metadata"]["name"]
     ns = owner.namespace
     short = desired["metadata"]["annotations"][CONTENT_HASH_ANNOTATION][:12]
+    created = SyncOutcome("created", f"created ConfigMap {name} (content {short})")
     try:
+        if not previously_written:
+            # Not written by this CR before (its status names none): create it without a
+            # GET first (a CR's first pass, 2,000 at once after a fleet-wide apply); read
+            # it only when the apiserver says one exists (409), and decide as below.
+            try:
+                kube.create_configmap(ns, desired)
+                return created
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
         for _ in range(attempts):
             existing = kube.get_configmap(ns, name)
             if existing is None:
@@ -259,7 +273,7 @@ def sync_configmap(
                     raise
                 if previously_written:
                     return SyncOutcome("repaired", f"ConfigMap {name} was deleted; recreated it")
-                return SyncOutcome("created", f"created ConfigMap {name} (content {short})")
+                return created
             conflict = _foreign(existing, owner)
             if conflict is not None:
                 return SyncOutcome("conflict", conflict)

@@ -49,8 +49,8 @@ class ConfigMapApi(Protocol):
     """The ConfigMap calls a reconcile makes (``Kube``; an in-memory fake in unit tests)."""
 
     def get_configmap(self, namespace: str, name: str) -> Json | None: ...
-    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> Json: ...
-    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json: ...
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> object: ...
+    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> object: ...
     def delete_configmap(
         self, namespace: str, name: str, uid: str, resource_version: str
     ) -> None: ...
@@ -61,7 +61,7 @@ class StatusApi(Protocol):
 
     def patch_status(
         self, group: str, version: str, plural: str, namespace: str, name: str, status: Json
-    ) -> Json: ...
+    ) -> object: ...
 
 
 class Kube:
@@ -89,6 +89,18 @@ class Kube:
             raise ApiException(http_resp=response)
         data = response.data
         return json.loads(data) if data else {}
+
+    def write(
+        self, method: str, path: str, body: Any, *, content_type: str = "application/json"
+    ) -> None:
+        """A write whose answer (the whole object: a ConfigMap echoes its 100 KB document)
+        nobody reads: checked for success, not parsed."""
+        response = self._send(
+            method, path, body, content_type, (), "application/json", self.timeout
+        )
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
 
     def stream(
         self,
@@ -146,12 +158,12 @@ class Kube:
                 return None
             raise
 
-    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> Json:
-        return self.request("POST", self._cm_path(namespace), dict(body))
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self.write("POST", self._cm_path(namespace), dict(body))
 
-    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
+    def replace_configmap(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
         """PUT with metadata.resourceVersion set: a concurrent writer gets us a 409."""
-        return self.request("PUT", self._cm_path(namespace, name), dict(body))
+        self.write("PUT", self._cm_path(namespace, name), dict(body))
 
     def delete_configmap(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
         """DELETE exactly the object that was read (preconditions): a replaced one is a 409."""
@@ -167,10 +179,10 @@ class Kube:
 
     def patch_status(
         self, group: str, version: str, plural: str, namespace: str, name: str, status: Json
-    ) -> Json:
+    ) -> None:
         """Replace .status as a whole (JSON patch), so fields that went away go away."""
         path = (
             f"/apis/{group}/{version}/namespaces/{quote(namespace)}/{plural}/{quote(name)}/status"
         )
         ops = [{"op": "add", "path": "/status", "value": status}]
-        return self.request("PATCH", path, ops, content_type=JSON_PATCH)
+        self.write("PATCH", path, ops, content_type=JSON_PATCH)

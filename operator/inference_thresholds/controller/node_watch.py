@@ -103,7 +103,7 @@ class NodeWatch:
         began = time.monotonic()
         while True:
             try:
-                items, self.resource_version = await asyncio.to_thread(self._list)
+                await self._list_into_index()
                 break
             except Exception as exc:
                 if retry_seconds is None:
@@ -116,7 +116,6 @@ class NodeWatch:
                     retry_seconds,
                 )
                 await asyncio.sleep(retry_seconds)
-        self._relisted(items)
         log.info(
             "listed %d nodes (%d shapes, %s) in %.1f s",
             len(self.index),
@@ -145,13 +144,28 @@ class NodeWatch:
             if self.listener is not None:
                 self.listener(change)
 
-    def _relisted(self, items: list[NodeInputs]) -> None:
-        """The index becomes what a list returned: nodes not in it are gone."""
-        listed = {i.name for i in items}
+    async def _list_into_index(self) -> None:
+        """List every node into the index a page at a time (see ``_page``)."""
+        self.counts.lists += 1
+        listed: set[str] = set()
+        token, version = "", ""
+        while True:
+            page, token, version = await asyncio.to_thread(self._page, token, version)
+            self._apply_page(page)
+            listed.update(inputs.name for inputs in page)
+            if not token:
+                break
+        self._drop_unlisted(listed)
+        self.resource_version = version
+
+    def _apply_page(self, page: list[NodeInputs]) -> None:
+        for inputs in page:
+            self._apply(inputs.name, inputs)
+
+    def _drop_unlisted(self, listed: set[str]) -> None:
+        """After a complete list: the nodes it did not return are gone."""
         for name in [n for n in self.index if n not in listed]:
             self._apply(name, None)
-        for inputs in items:
-            self._apply(inputs.name, inputs)
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         assert self._loop is not None
@@ -162,21 +176,17 @@ class NodeWatch:
 
     # --- in the watch thread ----------------------------------------------------------------
 
-    def _list(self) -> tuple[list[NodeInputs], str]:
-        """Every node, one page at a time; (inputs, the list's resourceVersion)."""
-        self.counts.lists += 1
-        items: list[NodeInputs] = []
-        token, version = "", ""
+    def _page(self, token: str, version: str) -> tuple[list[NodeInputs], str, str]:
+        """One page of the node list, cut down at once: (inputs, continue token, the list's
+        resourceVersion). The index takes each page as it comes: holding every page's
+        inputs until the list ended held 10,000 Nodes' labels at once (~150 MB, and the
+        operator's peak RSS stayed there)."""
         accept = f"{_META_LIST},application/json" if self.metadata_only else "application/json"
-        while True:
-            query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
-            body = self.kube.request("GET", NODES, query=query, accept=accept)
-            items.extend(node_inputs(item) for item in body.get("items") or [])
-            meta = body.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            token = meta.get("continue") or ""
-            if not token:
-                return items, version
+        query = [("limit", str(self.page))] + ([("continue", token)] if token else [])
+        body = self.kube.request("GET", NODES, query=query, accept=accept)
+        page = [node_inputs(item) for item in body.get("items") or []]
+        meta = body.get("metadata") or {}
+        return page, str(meta.get("continue") or ""), str(meta.get("resourceVersion") or version)
 
     def _run(self) -> None:
         failures = 0
@@ -202,15 +212,27 @@ class NodeWatch:
                 self._stopping.wait(delay * random.uniform(0.8, 1.2))
 
     def _relist(self, failures: int) -> int:
+        """List again (after 410 Gone): each page goes to the index as it comes, the nodes
+        the list did not return go once it is complete. A list that breaks midway leaves
+        the pages it got applied (newer than what the index held) and is started over."""
+        self.counts.lists += 1
+        listed: set[str] = set()
+        token, version = "", ""
         try:
-            items, self.resource_version = self._list()
+            while True:
+                page, token, version = self._page(token, version)
+                self._post(self._apply_page, page)
+                listed.update(inputs.name for inputs in page)
+                if not token:
+                    break
         except Exception as exc:
             self.counts.errors += 1
             delay = min(self.max_backoff, 0.5 * 2 ** min(failures + 1, 8))
             log.warning("node list failed (%s); again in %.1f s", str(exc)[:200], delay)
             self._stopping.wait(delay)
             return failures + 1
-        self._post(self._relisted, items)
+        self._post(self._drop_unlisted, listed)
+        self.resource_version = version
         return 0
 
     def _rv(self) -> str:

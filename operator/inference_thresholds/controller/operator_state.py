@@ -54,6 +54,27 @@ def new_trigger(config: OperatorConfig) -> Trigger:
     return Trigger(config.debounce_seconds, config.debounce_max_seconds)
 
 
+class Claims:
+    """(namespace, ConfigMap name) -> the CRs whose spec names it. Every ConfigMap event
+    asks; a scan of all CRs per event made a start of 2,000 CRs quadratic."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[tuple[str, str], set[CrKey]] = {}
+
+    def move(self, key: CrKey, old: str | None, new: str | None) -> None:
+        if old is not None:
+            holders = self._by_name.get((key[0], old))
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._by_name[(key[0], old)]
+        if new is not None:
+            self._by_name.setdefault((key[0], new), set()).add(key)
+
+    def of(self, namespace: str, configmap: str) -> list[CrKey]:
+        return sorted(self._by_name.get((namespace, configmap), ()))
+
+
 @dataclass
 class CrState:
     """What the operator remembers about one CR between reconciles."""
@@ -82,14 +103,26 @@ class CrState:
     # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
     # before the write, since the watch may deliver the echo before the write returns.
     configmap_content: tuple[str, str] | None = None
-    # The ConfigMap its spec names (from its last valid spec): CRs naming the same one
-    # are told about each other, and that ConfigMap's events wake it.
-    configmap_name: str | None = None
+    # The ConfigMap its spec names (from its last valid spec; ``configmap_name``): CRs
+    # naming the same one are told about each other, and that ConfigMap's events wake it.
+    _configmap: str | None = None
+    # The process's index of those names (``OperatorState.claimants``); None on its own.
+    claims: Claims | None = field(default=None, repr=False, compare=False)
     # Learned adaptation state: the adaptation loop advances it, planning rebases and
     # applies it, the reconcile writes it to status (the only status writer).
     adaptation: AdaptationStatus | None = None
     # The nodes of each adapted class (from the last plan): per-class node matchers.
     class_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def configmap_name(self) -> str | None:
+        return self._configmap
+
+    @configmap_name.setter
+    def configmap_name(self, name: str | None) -> None:
+        if self.claims is not None and name != self._configmap:
+            self.claims.move(self.key, self._configmap, name)
+        self._configmap = name
 
     @property
     def body(self) -> dict[str, Any]:
@@ -148,6 +181,7 @@ class OperatorState:
     # Every per-CR loop task, also those whose CR is already forgotten (stopped at shutdown).
     loop_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closers: list[Callable[[], object]] = field(default_factory=list)
+    claims: Claims = field(default_factory=Claims)
 
     @contextlib.contextmanager
     def running(self, what: str, budget: float) -> Iterator[None]:
@@ -169,26 +203,31 @@ class OperatorState:
         """The CR's state, created when its first event arrives."""
         cr = self.crs.get(key)
         if cr is None:
-            cr = self.crs[key] = CrState(key=key, uid=uid, trigger=new_trigger(self.config))
+            cr = self.crs[key] = CrState(
+                key=key, uid=uid, trigger=new_trigger(self.config), claims=self.claims
+            )
         return cr
 
     def forget(self, key: CrKey, cr: CrState) -> None:
         """Drop everything held for a CR that was deleted (its loops are being stopped)."""
-        # A CR re-created under the same name may already run a new loop: keep its state.
+        # A CR re-created under the same name may already run a new loop: keep its state
+        # (its claim is under the same key) and detach the old one from the index.
         if self.crs.get(key) is not cr:
+            cr.claims = None
             return
         del self.crs[key]
         self.metrics.state.forget(*key)
-        for other in self.claimants(key[0], cr.configmap_name):
+        named = cr.configmap_name
+        cr.configmap_name = None  # out of the index
+        cr.claims = None
+        for other in self.claimants(key[0], named):
             self.kick(other)  # a CR that could not write it may now, and no longer shares
 
     def claimants(self, namespace: str, configmap: str | None) -> list[CrKey]:
         """The CRs of ``namespace`` whose spec names ``configmap``."""
         if configmap is None:
             return []
-        return [
-            k for k, cr in self.crs.items() if k[0] == namespace and cr.configmap_name == configmap
-        ]
+        return self.claims.of(namespace, configmap)
 
     def rivals(self, key: CrKey, configmap: str) -> list[str]:
         """Names of the other CRs of the namespace naming ``configmap``."""

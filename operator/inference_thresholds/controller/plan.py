@@ -85,6 +85,8 @@ class Plan:
     selection: Selection = field(default_factory=lambda: Selection(None))
     adaptation: PlanAdaptation = field(default_factory=lambda: PlanAdaptation.kept(None))
     document: ThresholdsDocument | None = None
+    # The document as the ConfigMap holds it, rendered once (``document_text``).
+    document_text: str = ""
     config_map_name: str | None = None
     warnings: list[str] = field(default_factory=list)  # contradictions in a valid spec
     # Why no ConfigMap can hold the document (too many classes/nodes); None when one can.
@@ -147,7 +149,7 @@ def make_plan(
         plan.effective_class = best.name
         plan.effective = best.result.thresholds
     plan.config_map_name = spec.config_map_name(name)
-    plan.document = _fitted_document(plan)
+    plan.document, plan.document_text = _fitted_document(plan)
     return plan
 
 
@@ -239,13 +241,13 @@ def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[
     return lines
 
 
-def _fitted_document(plan: Plan) -> ThresholdsDocument:
-    """The document, without other classes' decision logs if a ConfigMap cannot hold them;
-    ``plan.oversized`` says why when even that does not fit."""
+def _fitted_document(plan: Plan) -> tuple[ThresholdsDocument, str]:
+    """The document and its text, without other classes' decision logs if a ConfigMap
+    cannot hold them; ``plan.oversized`` says why when even that does not fit."""
     doc = _document(plan)
-    size = len(document_text(doc).encode())
-    if size <= DOCUMENT_BUDGET:
-        return doc
+    text = document_text(doc)
+    if len(text.encode()) <= DOCUMENT_BUDGET:
+        return doc, text
     omitted = ["decisions omitted: the full document would exceed what a ConfigMap holds"]
     classes = {
         name: entry
@@ -255,14 +257,15 @@ def _fitted_document(plan: Plan) -> ThresholdsDocument:
     }
     compact = doc.model_copy(update={"classes": classes, "content_hash": ""})
     compact = compact.model_copy(update={"content_hash": document_hash(compact)})
-    compact_size = len(document_text(compact).encode())
+    text = document_text(compact)
+    compact_size = len(text.encode())
     if compact_size > DOCUMENT_BUDGET:
         plan.oversized = (
             f"thresholds for {len(plan.classes)} hardware classes and {plan.nodes_matched} nodes "
             f"take {compact_size} bytes, more than a ConfigMap holds ({DOCUMENT_BUDGET}); the "
             "ConfigMap keeps its previous content. Select fewer nodes (spec.nodeSelector)."
         )
-    return compact
+    return compact, text
 
 
 def _document(plan: Plan) -> ThresholdsDocument:
@@ -276,10 +279,10 @@ def _document(plan: Plan) -> ThresholdsDocument:
             expected=c.result.expected if c.result else Expected(),
             thresholds=c.result.thresholds if c.result and c.result.feasible else Thresholds(),
             decisions=_decision_lines(c.result, c.record),
+            nodes=sorted(c.nodes),
         )
         for c in plan.classes
     }
-    nodes = {n: c.name for c in plan.classes for n in c.nodes}
     doc = ThresholdsDocument(
         owner=plan.name,
         namespace=plan.namespace,
@@ -288,6 +291,5 @@ def _document(plan: Plan) -> ThresholdsDocument:
         effective_class=plan.effective_class,
         effective=plan.effective,
         classes=entries,
-        nodes=dict(sorted(nodes.items())),
     )
     return doc.model_copy(update={"content_hash": document_hash(doc)})

@@ -150,6 +150,7 @@ async def _write_configmap(
         name=plan.config_map_name or "",
         env_prefix=plan.spec.config_map.env_prefix,
         owner=owner,
+        text=plan.document_text,
     )
     ref = previous.config_map_ref
     cr.configmap_content = (owner.uid, data_hash(desired["data"]))
