@@ -49,7 +49,11 @@ def document_text(doc: ThresholdsDocument) -> str:
     the text to scroll, and json's indenting encoder is pure Python, several times
     slower than its C encoder on such lists (the operator renders every CR's document
     on every change)."""
-    wire = doc.wire()
+    return wire_text(doc.wire())
+
+
+def wire_text(wire: dict[str, object]) -> str:
+    """``document_text`` of a document's wire form (which it changes: a form made for it)."""
     nonce = secrets.token_hex(8)  # the placeholders cannot occur in any other string
     lists: dict[str, str] = {}
     classes = wire.get("classes")

@@ -28,7 +28,7 @@ from ..api import (
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import InferenceThresholdsSpec
 from ..api.errors import validation_message
-from ..api.thresholds_document import ClassEntry, ThresholdsDocument, document_text
+from ..api.thresholds_document import ClassEntry, ThresholdsDocument, wire_text
 from ..bounds import clip
 from .classes import summary
 from .node_index import NodeRecord, Selection, select
@@ -244,8 +244,7 @@ def _decision_lines(result: ThresholdResult | None, record: NodeRecord) -> list[
 def _fitted_document(plan: Plan) -> tuple[ThresholdsDocument, str]:
     """The document and its text, without other classes' decision logs if a ConfigMap
     cannot hold them; ``plan.oversized`` says why when even that does not fit."""
-    doc = _document(plan)
-    text = document_text(doc)
+    doc, text = _hashed(_document(plan))
     if len(text.encode()) <= DOCUMENT_BUDGET:
         return doc, text
     omitted = ["decisions omitted: the full document would exceed what a ConfigMap holds"]
@@ -255,9 +254,7 @@ def _fitted_document(plan: Plan) -> tuple[ThresholdsDocument, str]:
         else entry.model_copy(update={"decisions": omitted})
         for name, entry in doc.classes.items()
     }
-    compact = doc.model_copy(update={"classes": classes, "content_hash": ""})
-    compact = compact.model_copy(update={"content_hash": document_hash(compact)})
-    text = document_text(compact)
+    compact, text = _hashed(doc.model_copy(update={"classes": classes, "content_hash": ""}))
     compact_size = len(text.encode())
     if compact_size > DOCUMENT_BUDGET:
         plan.oversized = (
@@ -292,4 +289,15 @@ def _document(plan: Plan) -> ThresholdsDocument:
         effective=plan.effective,
         classes=entries,
     )
-    return doc.model_copy(update={"content_hash": document_hash(doc)})
+    return doc
+
+
+def _hashed(doc: ThresholdsDocument) -> tuple[ThresholdsDocument, str]:
+    """The document with its contentHash (``document_hash``), and its text: both from one
+    wire form of it (a thousand node names make each form cost)."""
+    wire = doc.wire()
+    wire.pop("contentHash", None)
+    canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    wire["contentHash"] = digest
+    return doc.model_copy(update={"content_hash": digest}), wire_text(wire)

@@ -22,9 +22,9 @@ from .. import engine
 from ..api.adaptation import AdaptationStatus
 from ..api.crd import GROUP, PLURAL, VERSION, InferenceThresholdsStatus
 from .configmap import (
+    DATA_HASH_ANNOTATION,
     Owner,
     SyncOutcome,
-    data_hash,
     delete_replaced,
     desired_configmap,
     sync_configmap,
@@ -153,7 +153,7 @@ async def _write_configmap(
         text=plan.document_text,
     )
     ref = previous.config_map_ref
-    cr.configmap_content = (owner.uid, data_hash(desired["data"]))
+    cr.configmap_content = (owner.uid, desired["metadata"]["annotations"][DATA_HASH_ANNOTATION])
     return await asyncio.to_thread(
         sync_configmap,
         kube,
