@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from inference_thresholds import engine
 from inference_thresholds.api.crd import InferenceThresholdsStatus
@@ -25,7 +26,7 @@ from inference_thresholds.controller.configmap import (
     render_data,
 )
 from inference_thresholds.controller.decision_events import decision_events
-from inference_thresholds.controller.metrics import OperatorMetrics
+from inference_thresholds.controller.metrics import OperatorMetrics, serve_metrics
 from inference_thresholds.controller.node_index import NodeRecord, node_record
 from inference_thresholds.controller.plan import Plan, document_hash, make_plan
 from inference_thresholds.controller.status import new_status
@@ -235,13 +236,47 @@ def test_metrics_series_vanish_with_their_cr() -> None:
     metrics = OperatorMetrics()
     status = new_status(_plan(LLAMA), InferenceThresholdsStatus(), OK, T0)
     metrics.state.update("ns", "demo", status)
-    text = generate_latest(metrics.registry).decode()
+    metrics.state.update("ns", "other", status)
+    text = metrics.exposition().decode()
     assert (
         'inference_thresholds_effective_min_tokens_per_second{name="demo",namespace="ns"}' in text
     )
     assert 'inference_thresholds_class_max_memory_bytes{class="' in text
-    assert 'inference_thresholds_resources{condition="Ready",status="True"} 1.0' in text
+    assert 'inference_thresholds_resources{condition="Ready",status="True"} 2.0' in text
+    # valid text format: every family once, with its samples, beside the registry's
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert len(families["inference_thresholds_nodes_matched"].samples) == 2
+    assert "inference_thresholds_reconciles" in families
+    per_class = families["inference_thresholds_class_min_tokens_per_second"].samples
+    assert {s.labels["name"] for s in per_class} == {"demo", "other"}
+    # name[]: only what was asked for
+    only = metrics.exposition(["inference_thresholds_nodes_matched"]).decode()
+    assert [f.name for f in text_string_to_metric_families(only)] == [
+        "inference_thresholds_nodes_matched"
+    ]
     metrics.state.forget("ns", "demo")
-    text = generate_latest(metrics.registry).decode()
+    text = metrics.exposition().decode()
     assert 'name="demo"' not in text
-    assert 'inference_thresholds_resources{condition="Ready",status="True"} 0.0' in text
+    assert 'inference_thresholds_resources{condition="Ready",status="True"} 1.0' in text
+
+
+def test_metrics_endpoint_serves_the_exposition_and_name_filters() -> None:
+    metrics = OperatorMetrics()
+    status = new_status(_plan(LLAMA), InferenceThresholdsStatus(), OK, T0)
+    metrics.state.update("ns", "demo", status)
+    metrics.reconciles.labels("ok").inc()
+    server = serve_metrics(metrics, "127.0.0.1", 0)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        with urllib.request.urlopen(base, timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            full = resp.read().decode()
+        url = f"{base}?name[]=inference_thresholds_reconciles_total"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            one = resp.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "inference_thresholds_nodes_matched{" in full and "build_info" in full
+    assert 'inference_thresholds_reconciles_total{result="ok"} 1.0' in one
+    assert "nodes_matched" not in one and "build_info" not in one

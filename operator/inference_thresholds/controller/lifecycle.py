@@ -18,12 +18,11 @@ import time
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from . import node_reports
 from .kube import Kube, make_api_client, make_configuration
 from .leader_election import LeaderElector, write_guard
-from .metrics import AdaptationCollector, OperatorMetrics
+from .metrics import AdaptationCollector, OperatorMetrics, serve_metrics
 from .node_watch import NodeWatch
 from .operator_state import OperatorState
 from .policy_source import PolicySource
@@ -94,7 +93,7 @@ async def start(
 
 
 def _serve_metrics(state: OperatorState, host: str, port: int) -> None:
-    server, _thread = start_http_server(port, addr=host, registry=state.metrics.registry)
+    server = serve_metrics(state.metrics, host, port)
 
     def close() -> None:
         server.shutdown()  # ends serve_forever
