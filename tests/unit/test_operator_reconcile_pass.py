@@ -240,7 +240,7 @@ def test_forget_drops_everything_held_for_a_cr_once() -> None:
     run(_body(SPEC))
     assert (
         state.selections()
-        and state.metrics.registry.get_sample_value(
+        and state.metrics.sample_value(
             "inference_thresholds_nodes_matched", {"namespace": "ns", "name": "demo"}
         )
         == 2.0
@@ -251,7 +251,7 @@ def test_forget_drops_everything_held_for_a_cr_once() -> None:
     state.forget(("ns", "demo"), cr)
     assert state.crs == {} and state.selections() == {}
     assert (
-        state.metrics.registry.get_sample_value(
+        state.metrics.sample_value(
             "inference_thresholds_nodes_matched", {"namespace": "ns", "name": "demo"}
         )
         is None

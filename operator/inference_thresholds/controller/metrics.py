@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -198,6 +199,16 @@ class OperatorMetrics:
         registry = self.registry.restricted_registry(names) if names else self.registry
         state = self.state.exposition(set(names) if names else None)
         return generate_latest(registry) + state.encode()
+
+    def sample_value(self, name: str, labels: Mapping[str, str]) -> float | None:
+        """One sample's value as /metrics serves it (``registry.get_sample_value`` covers
+        only the registry, not the per-CR gauges); None when it is not exported."""
+        text = self.exposition([name]).decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == dict(labels):
+                    return float(sample.value)
+        return None
 
 
 class AdaptationCollector(Collector):
