@@ -267,7 +267,7 @@ def test_workload_pod_validates_and_sees_a_cr_update(release: Release) -> None:
     # The file itself carries the new limit.
     read = (
         "import json; d = json.load(open('/etc/inference-thresholds/thresholds.json')); "
-        f"c = d['classes'][d['nodes'][{node.node_name!r}]]; "
+        f"c = next(c for c in d['classes'].values() if {node.node_name!r} in c['nodes']); "
         "print(c['thresholds']['maxMemoryUsageMb'])"
     )
     assert float(node.kubectl("exec", "-n", ns, pod, "--", "python", "-c", read)) == limit
