@@ -203,7 +203,10 @@ class KubernetesNodeApi:
                 loader.load_incluster_config()
             except config.ConfigException:
                 loader.load_kube_config()
-        return cls(client.ApiClient())
+        api = client.ApiClient()
+        # The field manager of the labels it writes (managedFields), not "OpenAPI-Generator".
+        api.user_agent = "inference-thresholds-node-agent"
+        return cls(api)
 
     def get_node(self, name: str) -> dict[str, Any]:
         response = self._core.read_node(name, _preload_content=False, _request_timeout=30)

@@ -362,14 +362,28 @@ class Cluster:
         return [e.get("reason", "") for e in self.events(namespace, name)]
 
     def await_event(
-        self, namespace: str, name: str, reason: str, timeout: float = 30
+        self,
+        namespace: str,
+        name: str,
+        reason: str | None,
+        timeout: float = 30,
+        containing: str = "",
     ) -> dict[str, Any]:
+        """The first Event on the CR with this reason (any, if None) whose message has
+        ``containing``."""
+
         def check() -> dict[str, Any] | None:
             return next(
-                (e for e in self.events(namespace, name) if e.get("reason") == reason), None
+                (
+                    e
+                    for e in self.events(namespace, name)
+                    if reason in (None, e.get("reason")) and containing in (e.get("message") or "")
+                ),
+                None,
             )
 
-        return eventually(check, timeout=timeout, what=f"Event {reason} on {namespace}/{name}")
+        what = f"Event {reason or '(any)'} {containing!r} on {namespace}/{name}"
+        return eventually(check, timeout=timeout, what=what)
 
 
 def unique(prefix: str) -> str:

@@ -89,11 +89,15 @@ def test_create_writes_configmap_status_and_events(
         )
         assert "BITNET_MAX_LATENCY_MS" in cm["data"] and "BITNET_MAX_MEMORY_MB" in cm["data"]
 
-        for expected in ("ClassesFound", "ThresholdsComputed", "ConfigMapWritten"):
-            cluster.await_event(namespace, "demo", expected)
+        # The first pass's decisions in one Event: thresholds, the write, the classes.
+        event = cluster.await_event(namespace, "demo", "ThresholdsComputed")
+        parts = event["message"].split(" | ")
+        assert parts[0].startswith("effective (class ") and "minTokensPerSecond=" in parts[0]
+        assert parts[1].startswith("created ConfigMap demo-thresholds (content ")
+        assert parts[2].startswith("3 node(s) in 2 hardware class(es): ")
 
         described = kube.kubectl("describe", "ith", "demo", "-n", namespace).stdout
-        assert "ClassesFound" in described and "ThresholdsComputed" in described
+        assert "ThresholdsComputed" in described and "hardware class(es)" in described
         table = kube.kubectl("get", "ith", "-n", namespace).stdout
         header = table.splitlines()[0].split()
         assert header[:4] == ["NAME", "MIN", "TOK/S", "MAX"] and "READY" in header
@@ -127,7 +131,13 @@ def test_spec_update_rewrites_configmap_with_an_event(
             cluster.cm(namespace, "upd-thresholds")["data"]["BITNET_MIN_TOKENS_PER_SECOND"]
             == "0.25"
         )
-        cluster.await_event(namespace, "upd", "OverrideApplied")
+        # Part of the pass's one Event, which is named for the thresholds' move.
+        cluster.await_event(
+            namespace,
+            "upd",
+            "ThresholdsChanged",
+            containing="explicit thresholds: minTokensPerSecond=0.25 (spec.overrides)",
+        )
 
 
 def test_node_relabel_changes_only_the_selecting_cr(
@@ -181,7 +191,7 @@ def test_node_relabel_changes_only_the_selecting_cr(
             what="sel-b gains the node",
         )
         assert len(cluster.cr(namespace, "sel-b")["status"]["classes"]) == 2
-        cluster.await_event(namespace, "sel-b", "ClassesFound")
+        cluster.await_event(namespace, "sel-b", None, containing="2 node(s) in 2 hardware class")
 
 
 def test_node_deleted_while_selected(

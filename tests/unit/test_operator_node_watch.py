@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from inference_thresholds.controller import node_watch
 from inference_thresholds.controller.node_index import NodeChange
 from inference_thresholds.controller.node_watch import Gone, NodeWatch
 
@@ -35,14 +39,15 @@ class Stream:
 class ScriptedApi:
     """Kube's request/stream, answering from a script of list pages and watch streams."""
 
-    def __init__(self, pages: list[dict[str, Any]], streams: list[list[dict[str, Any]]]):
+    def __init__(self, pages: list[Any], streams: list[list[dict[str, Any]]]):
         self.pages = pages
         self.streams = streams
         self.calls: list[tuple[str, dict[str, str], str]] = []
 
-    def request(self, method: str, path: str, *, query: Any = (), accept: str = "") -> Any:
+    def read(self, method: str, path: str, *, query: Any = (), accept: str = "") -> bytes:
         self.calls.append(("list", dict(query), accept))
-        return self.pages.pop(0)
+        page = self.pages.pop(0)
+        return page if isinstance(page, bytes) else _wire(page)
 
     def stream(self, path: str, *, query: Any = (), accept: str = "", read_timeout: float = 0):
         self.calls.append(("watch", dict(query), accept))
@@ -52,6 +57,16 @@ class ScriptedApi:
 def _page(items: list[dict[str, Any]], rv: str, token: str = "") -> dict[str, Any]:
     meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
     return {"metadata": meta, "items": items}
+
+
+def _wire(page: dict[str, Any]) -> bytes:
+    """A list page as the apiserver writes it: kind, apiVersion, metadata, then items."""
+    return (
+        json.dumps({"kind": "NodeList", "apiVersion": "v1", **page})
+        .replace(": ", ":")
+        .replace(", ", ",")
+        .encode()
+    )
 
 
 def _run(watch: NodeWatch, steps: int) -> list[tuple[str | None, str | None]]:
@@ -147,23 +162,86 @@ def test_metadata_only_asks_for_partial_object_metadata() -> None:
     assert list_accept.endswith(",application/json")
 
 
-def test_each_page_is_in_the_index_before_the_next_is_asked_for() -> None:
-    """Only one page of Nodes is held at a time (10,000 Nodes' labels held until the list
-    ended were the operator's peak RSS); the index is complete when start returns."""
-    held_when_asked: list[list[str]] = []
+def test_the_list_reads_one_page_ahead_and_no_further(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apiserver renders the next page while this one is parsed (its continue token is
+    read from the page's head), but pages are handed on as they come: when page n+2 is
+    asked for, page n is in the sink (10,000 Nodes' labels held until the list ended were
+    the operator's peak RSS)."""
+    second_asked = threading.Event()
+    sunk_when_asked: list[int] = []
+    sunk: list[list[str]] = []
+    cut = node_watch._cut
 
-    class Watching(ScriptedApi):
-        def request(self, method: str, path: str, *, query: Any = (), accept: str = "") -> Any:
-            held_when_asked.append(sorted(watch.index))
-            return super().request(method, path, query=query, accept=accept)
+    class Recording(ScriptedApi):
+        def read(self, method: str, path: str, *, query: Any = (), accept: str = "") -> bytes:
+            sunk_when_asked.append(len(sunk))
+            if len(sunk_when_asked) == 2:
+                second_asked.set()
+            return super().read(method, path, query=query, accept=accept)
 
+    def parse(raw: bytes, version: str) -> Any:
+        if not sunk:  # page 1 is parsed only once page 2 is on its way
+            assert second_asked.wait(10), "page 2 was not asked for before page 1 was parsed"
+        return cut(raw, version)
+
+    monkeypatch.setattr(node_watch, "_cut", parse)
+
+    def sink(page: list[Any]) -> None:
+        sunk.append([inputs.name for inputs in page])
+
+    pages = [
+        _page([_node("a", 5), _node("b", 6)], "10", "t1"),
+        _page([_node("c", 7)], "10", "t2"),
+        _page([_node("d", 8)], "10", "t3"),
+        _page([_node("e", 9)], "10"),
+    ]
+    api = Recording(pages=pages, streams=[])
+    listed, version = NodeWatch(api, page=2)._list(sink)  # type: ignore[arg-type]
+    assert sunk == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert all(held >= asked - 1 for asked, held in enumerate(sunk_when_asked))
+    tokens = [q.get("continue") for kind, q, _ in api.calls if kind == "list"]
+    assert tokens == [None, "t1", "t2", "t3"]
+    assert listed == {"a", "b", "c", "d", "e"} and version == "10"
+
+
+def test_a_page_whose_head_misleads_is_followed_by_the_page_it_names() -> None:
+    """The token read ahead is checked against the parsed page: a head that says otherwise
+    (a duplicate metadata key; JSON keeps the last) costs at most a fetch, never a page."""
+    misleading = (
+        b'{"kind":"NodeList","apiVersion":"v1","metadata":{"continue":"wrong"},'
+        b'"metadata":{"resourceVersion":"10","continue":"right"},"items":'
+        + json.dumps([_node("a", 5)]).encode()
+        + b"}"
+    )
+    # No list metadata at the head: its successor is known only once it is parsed.
+    unordered = {"items": [_node("b", 6)], "metadata": {"resourceVersion": "10", "continue": "t"}}
+    by_token = {
+        "": misleading,
+        "wrong": _wire(_page([_node("x", 6)], "10")),
+        "right": json.dumps(unordered).encode(),
+        "t": _wire(_page([_node("c", 7)], "10")),
+    }
+    asked: list[str] = []
+
+    class ByToken(ScriptedApi):
+        def read(self, method: str, path: str, *, query: Any = (), accept: str = "") -> bytes:
+            token = dict(query).get("continue", "")
+            asked.append(token)
+            return by_token[token]
+
+    sunk: list[str] = []
+    api = ByToken(pages=[], streams=[])
+    listed, _ = NodeWatch(api)._list(lambda page: sunk.extend(i.name for i in page))  # type: ignore[arg-type]
+    assert sunk == ["a", "b", "c"] and listed == {"a", "b", "c"}
+    assert [t for t in asked if t != "wrong"] == ["", "right", "t"]
+
+
+def test_the_index_is_complete_when_the_list_returns() -> None:
     pages = [
         _page([_node("a", 5), _node("b", 6)], "10", "t1"),
         _page([_node("c", 7)], "10", "t2"),
         _page([_node("d", 8)], "10"),
     ]
-    api = Watching(pages=pages, streams=[])
-    watch = NodeWatch(api)  # type: ignore[arg-type]
+    watch = NodeWatch(ScriptedApi(pages=pages, streams=[]))  # type: ignore[arg-type]
     asyncio.run(watch._list_into_index())
-    assert held_when_asked == [[], ["a", "b"], ["a", "b", "c"]]
     assert sorted(watch.index) == ["a", "b", "c", "d"] and watch.resource_version == "10"

@@ -25,7 +25,8 @@ from inference_thresholds.controller.configmap import (
     owner_label_value,
     render_data,
 )
-from inference_thresholds.controller.decision_events import decision_events
+from inference_thresholds.controller.decision_events import decision_events, merged
+from inference_thresholds.controller.events import EVENT_MESSAGE_LIMIT, DecisionEvent
 from inference_thresholds.controller.metrics import OperatorMetrics, serve_metrics
 from inference_thresholds.controller.node_index import NodeRecord, node_record
 from inference_thresholds.controller.plan import Plan, document_hash, make_plan
@@ -106,8 +107,18 @@ def test_status_conditions_and_events_then_idempotent() -> None:
     assert _cond(first, "NodesMatched") == ("True", "NodesSelected")
     # 'tiny' (2 GiB) cannot hold an 8B model: feasible elsewhere, so Ready but not Feasible.
     assert _cond(first, "Feasible") == ("False", "ModelDoesNotFit")
-    reasons = [e.reason for e in decision_events(plan, InferenceThresholdsStatus(), OK)]
-    assert reasons == ["ClassesFound", "ModelDoesNotFit", "ThresholdsComputed", "ConfigMapWritten"]
+    events = decision_events(plan, InferenceThresholdsStatus(), OK)
+    # One Normal Event for what the pass decided, one Warning per problem.
+    assert [(e.type, e.reason) for e in events] == [
+        ("Normal", "ThresholdsComputed"),
+        ("Warning", "ModelDoesNotFit"),
+    ]
+    thresholds, written, classes = events[0].message.split(" | ")
+    assert thresholds.startswith(f"effective (class {plan.effective_class}): minTokensPerSecond=")
+    assert written == OK.message
+    assert classes.startswith(
+        f"{plan.nodes_matched} node(s) in {len(plan.classes)} hardware class(es): "
+    )
     # Same inputs an hour later (e.g. operator restart): identical status, no Events.
     again = _plan(LLAMA)
     unchanged = SyncOutcome("unchanged")
@@ -138,7 +149,9 @@ def test_override_applied_and_recorded() -> None:
     assert plan.effective.min_tokens_per_second == 0.5
     assert plan.effective.max_latency_ms == 1234
     events = decision_events(plan, InferenceThresholdsStatus(), OK)
-    override = next(e for e in events if e.reason == "OverrideApplied")
+    # Part of the pass's one Normal Event, after the thresholds it explains.
+    override = next(e for e in events if e.reason == "ThresholdsComputed")
+    assert "explicit thresholds: " in override.message.split(" | ")[1]
     assert "minTokensPerSecond=0.5 (spec.overrides)" in override.message
     assert "maxLatencyMs=1234 (spec.context.overrides)" in override.message
 
@@ -280,3 +293,34 @@ def test_metrics_endpoint_serves_the_exposition_and_name_filters() -> None:
     assert "inference_thresholds_nodes_matched{" in full and "build_info" in full
     assert 'inference_thresholds_reconciles_total{result="ok"} 1.0' in one
     assert "nodes_matched" not in one and "build_info" not in one
+
+
+def test_a_pass_merges_its_normal_decisions_and_keeps_each_warning() -> None:
+    normal = [
+        DecisionEvent("Normal", "ClassesFound", "2 node(s) in 2 hardware class(es): a; b"),
+        DecisionEvent("Warning", "ModelDoesNotFit", "b: too small"),
+        DecisionEvent("Normal", "ThresholdsChanged", "minTokensPerSecond 5 → 4 (class a)"),
+        DecisionEvent("Normal", "ConfigMapWritten", "updated ConfigMap x (content 1234)"),
+    ]
+    assert merged(normal) == [
+        DecisionEvent(
+            "Normal",
+            "ThresholdsChanged",
+            "minTokensPerSecond 5 → 4 (class a) | updated ConfigMap x (content 1234)"
+            " | 2 node(s) in 2 hardware class(es): a; b",
+        ),
+        DecisionEvent("Warning", "ModelDoesNotFit", "b: too small"),
+    ]
+    # A single decision, or Warnings only, are posted as they are.
+    alone = [DecisionEvent("Normal", "ConfigMapWritten", "created ConfigMap x (content 1)")]
+    assert merged(alone) == alone
+    warnings = [normal[1], DecisionEvent("Warning", "SpecWarning", "w")]
+    assert merged(warnings) == warnings
+    # Classes come last, so the Event size limit cuts the class list, not the thresholds.
+    long = [
+        DecisionEvent("Normal", "ClassesFound", "many classes: " + "x" * 2000),
+        DecisionEvent("Normal", "ThresholdsComputed", "effective: minTokensPerSecond=9"),
+    ]
+    (one,) = merged(long)
+    assert one.message.startswith("effective: minTokensPerSecond=9 | many classes: ")
+    assert len(one.message) == EVENT_MESSAGE_LIMIT and one.message.endswith("...")

@@ -94,7 +94,10 @@ def test_first_pass_writes_configmap_status_and_events() -> None:
     assert "nodes" not in doc  # the per-node map of older operators is no longer written
     assert run.condition("Ready") == ("True", "Reconciled")
     assert run.status()["configMapRef"]["contentHash"] == doc["contentHash"]
-    assert run.reasons() == ["ClassesFound", "ThresholdsComputed", "ConfigMapWritten"]
+    (event,) = run.posted
+    assert event.reason == "ThresholdsComputed"
+    assert "created ConfigMap demo-thresholds" in event.message
+    assert "2 node(s) in 1 hardware class(es)" in event.message
     # What the next pass and the wakeups need: the selection and our own write.
     assert run.cr.selection is not None and run.cr.selection.count == 2
     assert run.cr.configmap_content == (

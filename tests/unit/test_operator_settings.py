@@ -59,3 +59,22 @@ def test_default_prometheus_url_from_env_or_flag_is_checked(
     monkeypatch.delenv("INFERENCE_THRESHOLDS_OPERATOR_PROMETHEUS_URL", raising=False)
     assert main(["operator", "run", "--prometheus-url", "prom:9090"]) == 2
     assert "--prometheus-url='prom:9090': expected an http(s) URL" in capsys.readouterr().err
+
+
+def test_no_diff_base_is_kept_only_while_every_handler_is_an_event_handler() -> None:
+    """kopf's diff base (a deep copy of each body per watch event) feeds change handlers
+    only; the operator skips building it. A change, create, update, resume or delete
+    handler added later would get empty diffs: this fails first."""
+    import kopf
+
+    from inference_thresholds.controller import handlers  # noqa: F401  (registers them)
+    from inference_thresholds.controller.settings import apply_kopf_settings
+
+    registry = kopf.get_default_registry()
+    assert list(registry._changing.get_all_handlers()) == []
+    assert list(registry._spawning.get_all_handlers()) == []  # daemons and timers
+    assert len(list(registry._watching.get_all_handlers())) == 2
+    settings = kopf.OperatorSettings()
+    apply_kopf_settings(settings)
+    body = kopf.Body({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"big": "x" * 100}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}

@@ -8,6 +8,7 @@ every retry of the startup handler failed with "Address already in use".
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import urllib.request
 from typing import Any
@@ -43,12 +44,12 @@ class _Nodes:
         self.items, self.failures = items, failures
         self.guard = None
 
-    def request(self, method: str, path: str, *_: Any, **__: Any) -> dict[str, Any]:
+    def read(self, method: str, path: str, *_: Any, **__: Any) -> bytes:
         assert (method, path) == ("GET", "/api/v1/nodes")
         if self.failures:
             self.failures -= 1
             raise ConnectionRefusedError("apiserver down")
-        return {"items": self.items, "metadata": {"resourceVersion": "1"}}
+        return json.dumps({"items": self.items, "metadata": {"resourceVersion": "1"}}).encode()
 
     def stream(self, *_: Any, **__: Any) -> Any:
         raise ConnectionRefusedError("no watch here")

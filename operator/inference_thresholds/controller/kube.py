@@ -17,6 +17,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from .. import __version__
+
 Json = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -41,8 +43,14 @@ def make_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
     return configuration
 
 
-def make_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
-    return k8s.ApiClient(make_configuration(kubeconfig))
+def make_api_client(
+    kubeconfig: str | None = None, user_agent: str = f"inference-thresholds/{__version__}"
+) -> k8s.ApiClient:
+    """An API client that names us: the User-Agent is the field manager of what it writes
+    (``managedFields``) and what apiserver audit logs show, not "OpenAPI-Generator"."""
+    api = k8s.ApiClient(make_configuration(kubeconfig))
+    api.user_agent = user_agent
+    return api
 
 
 class ConfigMapApi(Protocol):
@@ -72,6 +80,24 @@ class Kube:
         # sets it, so a replica whose lease may have passed on writes nothing.
         self.guard: Callable[[str, str], None] | None = None
 
+    def read(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        query: Sequence[tuple[str, str]] = (),
+        accept: str = "application/json",
+    ) -> bytes:
+        """Send one request; the answer's bytes. Non-2xx raises ApiException carrying
+        status and body."""
+        response = self._send(method, path, body, content_type, query, accept, self.timeout)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return bytes(response.data or b"")
+
     def request(
         self,
         method: str,
@@ -82,12 +108,8 @@ class Kube:
         query: Sequence[tuple[str, str]] = (),
         accept: str = "application/json",
     ) -> Json:
-        """Send one request; non-2xx raises ApiException carrying status and body."""
-        response = self._send(method, path, body, content_type, query, accept, self.timeout)
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
-        data = response.data
+        """Send one request; the answer parsed."""
+        data = self.read(method, path, body, content_type=content_type, query=query, accept=accept)
         return json.loads(data) if data else {}
 
     def write(
@@ -95,12 +117,7 @@ class Kube:
     ) -> None:
         """A write whose answer (the whole object: a ConfigMap echoes its 100 KB document)
         nobody reads: checked for success, not parsed."""
-        response = self._send(
-            method, path, body, content_type, (), "application/json", self.timeout
-        )
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
+        self.read(method, path, body, content_type=content_type)
 
     def stream(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -33,7 +34,7 @@ from .leader_election import ElectionConfig, LeaderElector, LeaseApi, describe
 from .lifecycle import LIST_RETRY_SECONDS, STATE, node_watch
 from .lifecycle import health as work_health
 from .node_watch import NodeWatch
-from .settings import OperatorConfig
+from .settings import GC_THRESHOLDS, OperatorConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def _on_signals(stop: asyncio.Event) -> None:
 
 async def serve(config: OperatorConfig, *, kopf_options: dict[str, Any]) -> int:
     """The whole process; returns its exit status."""
+    gc.set_threshold(*GC_THRESHOLDS)
     election = election_config(config)
     stop = asyncio.Event()
     _on_signals(stop)

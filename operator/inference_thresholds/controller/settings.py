@@ -68,6 +68,15 @@ def _env_url(env: Mapping[str, str], name: str) -> str | None:
     return check_prometheus_url(raw, ENV_PREFIX + name) if raw else None
 
 
+# The cyclic GC's thresholds for the operator process (Python's default: 700, 10, 10). Its
+# heap is mostly long-lived (the node index, each CR's state) and its garbage is freed by
+# reference counting; with the default, full collections traversed that heap ~50 times
+# during a start on 10,000 Nodes and 2,000 CRs: 11 s of the operator's 47 s of CPU
+# (gc.callbacks), against 2 s with these. A young generation of 20,000 objects holds a
+# few MB of garbage cycles at most.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
@@ -159,13 +168,30 @@ def current() -> OperatorConfig:
     return _current if _current is not None else OperatorConfig.from_env()
 
 
+def _no_diff_base() -> type:
+    import kopf
+
+    class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+        """No diff base: kopf builds one per watch event for change handlers by deep-copying
+        the whole body (a ConfigMap's 50-100 KB document, a CR's status), 4 % of the
+        operator's CPU at start with 2,000 CRs. The operator has event handlers only
+        (``handlers.py``; a unit test keeps it so); an old ``last-handled-configuration``
+        annotation is still read (and ignored)."""
+
+        def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+            return {}
+
+    return NoDiffBase
+
+
 def apply_kopf_settings(settings: Any) -> None:
     """Our kopf settings; called from @kopf.on.startup before any object is touched."""
     import kopf
 
+    NoDiffBase = _no_diff_base()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = NoDiffBase(
         prefix=GROUP, key="last-handled-configuration"
     )
     # Events come from explicit decisions only; log lines stay in the log.
@@ -186,4 +212,4 @@ def apply_kopf_settings(settings: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    settings.queueing.error_delays = (1, 2, 5, 10, 30, 60)
