@@ -6,9 +6,10 @@ created by the "kubelet" with its status (addresses, capacity, conditions, a pag
 container images, nodeInfo, runtime handlers) and patched by "nfd-master" with Node
 Feature Discovery, GPU Feature Discovery and node-agent labels and annotations: 12-20 KB
 of JSON plus managedFields, 24 hardware classes. The InferenceThresholds (20 namespaces,
-varied selectors, models and contexts) are created once. At each point the operator
-(``inference-thresholds operator run --all-namespaces``, a subprocess) is started against
-a cluster without its ConfigMaps and measured:
+varied selectors, models and contexts) are created before each point (deleted and created
+again after the first), so each point's operator (``inference-thresholds operator run
+--all-namespaces``, a subprocess) starts on CRs without status or ConfigMaps, and is
+measured:
 
 - initial sync: operator start until every CR has its ConfigMap and Ready=True;
 - peak RSS and CPU seconds (from /proc), idle CPU;
@@ -182,7 +183,10 @@ class Tracker:
             if kind != "INITIAL":
                 self.writes["cr"] += 1
                 self.last_write = at
-            self.crs[key] = seen
+            if kind == "DELETED":
+                self.crs.pop(key, None)
+            else:
+                self.crs[key] = seen
             self.cond.notify_all()
 
     def prune_cms(self, listed: set[tuple[str, str]]) -> None:
@@ -704,11 +708,30 @@ def node_sizes(api: client.ApiClient) -> dict[str, float]:
     return out
 
 
-def drop_configmaps(core: client.CoreV1Api, tr: Tracker, namespaces: list[str]) -> None:
-    """The operator's ConfigMaps deleted, so the next start is an initial sync again."""
+def create_crs(custom: client.CustomObjectsApi, tr: Tracker, plans: list[CrPlan]) -> float:
+    """Every CR created anew (no status, no ConfigMap); seconds until the watch has them."""
+    began = time.perf_counter()
+    bulk(
+        lambda p: custom.create_namespaced_custom_object(
+            GROUP, VERSION, p.namespace, PLURAL, p.body()
+        ),
+        plans,
+    )
+    return time.perf_counter() - began
+
+
+def renew_crs(
+    custom: client.CustomObjectsApi, tr: Tracker, plans: list[CrPlan], namespaces: list[str]
+) -> None:
+    """The CRs deleted (the garbage collector takes their ConfigMaps) and created again, so
+    the next start is an initial sync: CRs without status or ConfigMap. (Deleting only the
+    ConfigMaps made it a repair: a GET, a ConfigMapRepaired Event, a status already there.)"""
     for ns in namespaces:
-        core.delete_collection_namespaced_config_map(ns, label_selector=MANAGED)
-    tr.wait(lambda: not tr.cms, 120, "every generated ConfigMap deleted")
+        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+    tr.wait(lambda: not tr.crs and not tr.cms, 300, "every CR and its ConfigMap deleted")
+    create_crs(custom, tr, plans)
+    want = {p.key for p in plans}
+    tr.wait(lambda: want <= tr.crs.keys(), 120, "every CR created again")
 
 
 @dataclass
@@ -972,14 +995,7 @@ def main() -> int:
                     log(f"created nodes {have}..{n - 1} in {nodes_s:.1f} s")
                     have = n
                     if not crs_s:
-                        began = time.perf_counter()
-                        bulk(
-                            lambda p: custom.create_namespaced_custom_object(
-                                GROUP, VERSION, p.namespace, PLURAL, p.body()
-                            ),
-                            plans,
-                        )
-                        crs_s = time.perf_counter() - began
+                        crs_s = create_crs(custom, tr, plans)
                         log(f"created {len(plans)} CRs in {crs_s:.1f} s")
                         start_watch(
                             lambda **kw: wcustom.list_cluster_custom_object(
@@ -988,7 +1004,8 @@ def main() -> int:
                             tr.on_cr,
                         )
                     else:
-                        drop_configmaps(core, tr, namespaces)
+                        renew_crs(custom, tr, plans, namespaces)
+                        log(f"{len(plans)} CRs deleted and created again")
                     point = run_point(n, op, tr, core, plans, reference, classes, args.bare_nodes)
                     point["create_nodes_s"] = nodes_s
                     curve.append(point)
