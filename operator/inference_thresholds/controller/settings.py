@@ -168,27 +168,12 @@ def current() -> OperatorConfig:
     return _current if _current is not None else OperatorConfig.from_env()
 
 
-def _no_diff_base() -> type:
-    import kopf
-
-    class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
-        """No diff base: kopf builds one per watch event for change handlers by deep-copying
-        the whole body (a ConfigMap's 50-100 KB document, a CR's status), 4 % of the
-        operator's CPU at start with 2,000 CRs. The operator has event handlers only
-        (``handlers.py``; a unit test keeps it so); an old ``last-handled-configuration``
-        annotation is still read (and ignored)."""
-
-        def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-            return {}
-
-    return NoDiffBase
-
-
 def apply_kopf_settings(settings: Any) -> None:
     """Our kopf settings; called from @kopf.on.startup before any object is touched."""
     import kopf
 
-    NoDiffBase = _no_diff_base()
+    from .diff_base import NoDiffBase  # imports kopf, as this function does
+
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase(
