@@ -20,6 +20,7 @@ from inference_thresholds.api.crd import InferenceThresholdsSpec
 from inference_thresholds.controller.configmap import (
     DATA_HASH_ANNOTATION,
     MANAGED_BY_LABEL,
+    data_fingerprint,
 )
 from inference_thresholds.controller.events import DecisionEvent
 from inference_thresholds.controller.metrics import OperatorMetrics
@@ -103,6 +104,7 @@ def test_first_pass_writes_configmap_status_and_events() -> None:
     assert run.cr.configmap_content == (
         "uid-1",
         cm["metadata"]["annotations"][DATA_HASH_ANNOTATION],
+        data_fingerprint(cm["data"]),
     )
     assert run.cr.written is not None and run.cr.written[0] == "uid-1"
     assert (

@@ -15,6 +15,7 @@ from inference_thresholds.controller.configmap import (
     MANAGED_BY_LABEL,
     OWNER_LABEL,
     OWNER_UID_ANNOTATION,
+    data_fingerprint,
     data_hash,
 )
 from inference_thresholds.controller.node_index import Selection, node_inputs
@@ -74,7 +75,7 @@ def test_our_own_configmap_write_wakes_nobody_but_edits_do() -> None:
     state = empty_operator_state()
     cr = state.enter(KEY)
     data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}
-    cr.configmap_content = ("u1", data_hash(data))
+    cr.configmap_content = ("u1", data_hash(data), data_fingerprint(data))
 
     def wakes(body: dict[str, Any], type_: str = "MODIFIED") -> bool:
         cr.trigger.clear()
@@ -100,7 +101,7 @@ def test_configmap_events_wake_every_cr_naming_it() -> None:
     state = empty_operator_state()
     owner, rival = state.enter(KEY), state.enter(("ns", "rival"))
     data = {"thresholds.json": "{}\n"}
-    owner.configmap_content = ("u1", data_hash(data))
+    owner.configmap_content = ("u1", data_hash(data), data_fingerprint(data))
     owner.configmap_name = rival.configmap_name = "cr-thresholds"
     state.enter(("other-ns", "x")).configmap_name = "cr-thresholds"
     stripped = _configmap(data)
@@ -134,3 +135,11 @@ def test_claimants_follow_renames_and_deletions() -> None:
     again.configmap_name = "shared"
     state.forget(("ns", "a"), a)  # the old loop ends after the new one started
     assert state.claimants("ns", "shared") == [("ns", "a")]
+
+
+def test_data_fingerprint_tells_data_apart_within_the_process() -> None:
+    data = {"thresholds.json": "{}\n", "LLM_MIN_TOKENS_PER_SECOND": "20"}
+    assert data_fingerprint(dict(reversed(list(data.items())))) == data_fingerprint(data)
+    assert data_fingerprint({**data, "LLM_MIN_TOKENS_PER_SECOND": "2"}) != data_fingerprint(data)
+    assert data_fingerprint({**data, "extra": ""}) != data_fingerprint(data)
+    assert data_fingerprint({"k": ["not", "a", "string"]}) is None  # hostile: never ours

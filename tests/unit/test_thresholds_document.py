@@ -12,6 +12,7 @@ from inference_thresholds.api.thresholds_document import (
     ClassEntry,
     ThresholdsDocument,
     document_text,
+    wire_text,
 )
 
 NAMES = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True)
@@ -80,3 +81,45 @@ def test_a_newer_operators_extra_fields_do_not_stop_a_reader() -> None:
     wire["classes"]["big"]["nodeCost"] = 3  # type: ignore[index]
     doc = ThresholdsDocument.model_validate(wire)
     assert doc.class_of("n1") == "big"
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8).filter(lambda k: k != "classes"), JSON_VALUES))
+def test_text_is_what_json_indents_byte_for_byte(wire: dict[str, object]) -> None:
+    """Without node lists the rendering is json.dumps(indent=2, sort_keys=True) exactly:
+    a document rendered by an older operator hashes the same (no rewrite on upgrade)."""
+    assert wire_text(wire) == json.dumps(wire, sort_keys=True, indent=2) + "\n"
+
+
+@given(
+    st.dictionaries(NAMES, st.lists(NAMES, max_size=30, unique=True).map(sorted), max_size=5),
+    st.text(max_size=40),
+)
+def test_text_with_classes_is_the_earlier_releases_format(
+    classes: dict[str, list[str]], summary: str
+) -> None:
+    """json's indented text with each non-empty node list on one line, as releases before
+    this renderer wrote it (placeholders replaced after json.dumps)."""
+    wire = _doc(classes, summary).wire()
+    lists = {}
+    for i, entry in enumerate(wire["classes"].values()):  # type: ignore[union-attr]
+        if entry["nodes"]:
+            placeholder = f"@@nodes-{i}@@"
+            lists[json.dumps(placeholder)] = json.dumps(entry["nodes"])
+            entry["nodes"] = placeholder
+    reference = json.dumps(wire, sort_keys=True, indent=2)
+    for placeholder, names in lists.items():
+        reference = reference.replace(placeholder, names, 1)
+    assert document_text(_doc(classes, summary)) == reference + "\n"

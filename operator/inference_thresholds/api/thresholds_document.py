@@ -7,8 +7,8 @@ the API types and imports nothing beyond pydantic.
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -45,28 +45,82 @@ def env_fields(prefix: str = DEFAULT_ENV_PREFIX) -> dict[str, str]:
 
 def document_text(doc: ThresholdsDocument) -> str:
     """The document as the ConfigMap holds it (``DOCUMENT_KEY``): indented, with each
-    class's node list on one line. A thousand node names one per line would be most of
-    the text to scroll, and json's indenting encoder is pure Python, several times
-    slower than its C encoder on such lists (the operator renders every CR's document
-    on every change)."""
+    class's node list on one line (a thousand node names one per line would be most of
+    the text to scroll)."""
     return wire_text(doc.wire())
 
 
 def wire_text(wire: dict[str, object]) -> str:
-    """``document_text`` of a document's wire form (which it changes: a form made for it)."""
-    nonce = secrets.token_hex(8)  # the placeholders cannot occur in any other string
-    lists: dict[str, str] = {}
+    """``document_text`` of a document's wire form: what ``json.dumps(wire, sort_keys=True,
+    indent=2)`` gives, byte for byte, except that each class's node list is on one line.
+    Rendered here rather than by json's indenting encoder, which is pure Python and was a
+    tenth of a first reconcile's CPU; strings go through json's C escaper."""
     classes = wire.get("classes")
-    for i, entry in enumerate(classes.values() if isinstance(classes, dict) else ()):
-        names = entry.get("nodes")
-        if names:
-            placeholder = f"\x00{nonce}-{i}"
-            entry["nodes"] = placeholder
-            lists[json.dumps(placeholder)] = json.dumps(names)
-    text = json.dumps(wire, sort_keys=True, indent=2)
-    for placeholder, names in lists.items():
-        text = text.replace(placeholder, names, 1)
-    return text + "\n"
+    if isinstance(classes, dict):
+        wire = {**wire, "classes": {k: _one_line_nodes(v) for k, v in classes.items()}}
+    out: list[str] = []
+    _indented(wire, "\n", out)
+    out.append("\n")
+    return "".join(out)
+
+
+class _OneLine(list[object]):
+    """A list written on one line (``json.dumps``'s default separators)."""
+
+
+def _indented(value: object, newline: str, out: list[str]) -> None:
+    """Append ``value`` as json.dumps(indent=2, sort_keys=True) writes it at the depth
+    whose line break (with its indentation) is ``newline``."""
+    if isinstance(value, str):
+        out.append(_escaped(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        separator = "{" + inner
+        for key in sorted(value):
+            item = value[key]
+            out.append(separator)
+            out.append(_escaped(key))
+            out.append(": ")
+            _indented(item, inner, out)
+            separator = "," + inner
+        out.append(newline + "}")
+    elif isinstance(value, _OneLine):
+        out.append(json.dumps(value))
+    elif isinstance(value, list):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        if all(type(item) is str for item in value):  # decision logs: one join
+            out.append("[" + inner + ("," + inner).join(map(_escaped, value)) + newline + "]")
+            return
+        separator = "[" + inner
+        for item in value:
+            out.append(separator)
+            _indented(item, inner, out)
+            separator = "," + inner
+        out.append(newline + "]")
+    elif value is None or isinstance(value, bool):
+        out.append("null" if value is None else "true" if value else "false")
+    elif type(value) is float and math.isfinite(value):
+        out.append(float.__repr__(value))  # what json writes for a finite float
+    elif type(value) is int:
+        out.append(int.__repr__(value))
+    else:  # anything else exactly as json writes it (or refuses it)
+        out.append(json.dumps(value))
+
+
+def _one_line_nodes(entry: object) -> object:
+    """A class entry with its node list marked for one line (a copy; the wire is kept)."""
+    if isinstance(entry, dict) and isinstance(entry.get("nodes"), list) and entry["nodes"]:
+        return {**entry, "nodes": _OneLine(entry["nodes"])}
+    return entry
+
+
+_escaped: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 CONTENT_HASH_KEY = "INFERENCE_THRESHOLDS_CONTENT_HASH"

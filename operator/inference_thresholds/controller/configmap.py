@@ -124,6 +124,18 @@ def data_hash(data: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def data_fingerprint(data: Mapping[str, Any]) -> int | None:
+    """Which data this is, within this process: Python's keyed string hash over the keys
+    and values, ~20x cheaper than ``data_hash`` on a 50 KB document (no JSON encoding, no
+    sha256), so that every echo of our own write is recognised cheaply. The hash key is
+    per process: never stored, never compared across processes. None for data that is
+    not str -> str (never equal to a fingerprint of ours)."""
+    try:
+        return hash(tuple(sorted(data.items())))
+    except TypeError:
+        return None
+
+
 def desired_configmap(
     doc: ThresholdsDocument, *, name: str, env_prefix: str, owner: Owner, text: str = ""
 ) -> Json:

@@ -23,6 +23,10 @@ Json = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+# What a write asks back: the object's metadata only (as controller-runtime's metadata
+# client does), full JSON from a server that cannot. A ConfigMap's answer is its ~50 KB
+# document otherwise, encoded by the apiserver, sent and received for nothing.
+METADATA_ANSWER = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 def make_configuration(kubeconfig: str | None = None) -> k8s.Configuration:
@@ -115,9 +119,9 @@ class Kube:
     def write(
         self, method: str, path: str, body: Any, *, content_type: str = "application/json"
     ) -> None:
-        """A write whose answer (the whole object: a ConfigMap echoes its 100 KB document)
-        nobody reads: checked for success, not parsed."""
-        self.read(method, path, body, content_type=content_type)
+        """A write whose answer nobody reads: checked for success, not parsed, and asked
+        for as metadata only (``METADATA_ANSWER``)."""
+        self.read(method, path, body, content_type=content_type, accept=METADATA_ANSWER)
 
     def stream(
         self,

@@ -100,9 +100,10 @@ class CrState:
     # (uid, status as its wire JSON) we wrote last: the watch may not have delivered it
     # to the loop's body yet when the next reconcile starts. Text, as the body: small.
     written: tuple[str, str] | None = None
-    # (uid, data hash) of the ConfigMap its reconcile is writing or wrote last; set
-    # before the write, since the watch may deliver the echo before the write returns.
-    configmap_content: tuple[str, str] | None = None
+    # (uid, data hash, data fingerprint) of the ConfigMap its reconcile is writing or
+    # wrote last; set before the write, since the watch may deliver the echo before the
+    # write returns (``wakeups._as_written``).
+    configmap_content: tuple[str, str, int | None] | None = None
     # The ConfigMap its spec names (from its last valid spec; ``configmap_name``): CRs
     # naming the same one are told about each other, and that ConfigMap's events wake it.
     _configmap: str | None = None

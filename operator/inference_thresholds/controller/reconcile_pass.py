@@ -25,6 +25,7 @@ from .configmap import (
     DATA_HASH_ANNOTATION,
     Owner,
     SyncOutcome,
+    data_fingerprint,
     delete_replaced,
     desired_configmap,
     sync_configmap,
@@ -153,7 +154,11 @@ async def _write_configmap(
         text=plan.document_text,
     )
     ref = previous.config_map_ref
-    cr.configmap_content = (owner.uid, desired["metadata"]["annotations"][DATA_HASH_ANNOTATION])
+    cr.configmap_content = (
+        owner.uid,
+        desired["metadata"]["annotations"][DATA_HASH_ANNOTATION],
+        data_fingerprint(desired["data"]),
+    )
     return await asyncio.to_thread(
         sync_configmap,
         kube,

@@ -24,7 +24,7 @@ from .configmap import (
     OWNER_LABEL,
     OWNER_UID_ANNOTATION,
     controller_of,
-    data_hash,
+    data_fingerprint,
     owner_label_value,
 )
 from .node_index import NodeChange, NodeRecord, affected_by_node
@@ -99,16 +99,19 @@ def configmap_changed(
 def _as_written(cr: CrState, key: CrKey, body: Mapping[str, Any]) -> bool:
     """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo):
     its data is the data we rendered (not merely consistent with its hash annotation,
-    which anyone can recompute) and our references and labels are in place."""
+    which anyone can recompute) and our references and labels are in place. The data is
+    compared by fingerprint, not by recomputing its sha256 (a third of a millisecond per
+    50 KB echo)."""
     if cr.configmap_content is None:
         return False
-    uid, written = cr.configmap_content
+    uid, written, fingerprint = cr.configmap_content
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
     ctrl = controller_of(body)
     return (
-        data_hash(body.get("data") or {}) == written
+        fingerprint is not None
+        and data_fingerprint(body.get("data") or {}) == fingerprint
         and annotations.get(DATA_HASH_ANNOTATION) == written
         and annotations.get(OWNER_UID_ANNOTATION) == uid
         and ctrl is not None
