@@ -11,7 +11,9 @@ again after the first), so each point's operator (``inference-thresholds operato
 --all-namespaces``, a subprocess) starts on CRs without status or ConfigMaps, and is
 measured:
 
-- initial sync: operator start until every CR has its ConfigMap and Ready=True;
+- initial sync: operator start until every CR has its ConfigMap and Ready=True, beside a
+  speed probe taken just before it (the same 200 CRs planned in-process at every point:
+  this VM's speed differs by up to 1.5x between runs, and a point is read against it);
 - peak RSS and CPU seconds (from /proc), idle CPU;
 - one node relabel: CRs re-reconciled (operator metrics), ConfigMaps rewritten, time;
 - node noise: kubelet status heartbeats and GFD timestamp relabels on many nodes, which
@@ -477,6 +479,30 @@ def ready_plans(
     return out, time.perf_counter() - began, classes_seen / max(len(plans), 1)
 
 
+SPEED_PROBE_CRS = 200
+
+
+def speed_probe(plans: list[CrPlan], nodes: Mapping[str, NodeRecord]) -> float:
+    """Milliseconds per CR to plan ``SPEED_PROBE_CRS`` CRs in-process, as the operator does
+    (one loaded policy), against the full reference fleet: the same work at every point,
+    so it measures this VM's speed at that moment (it differs by up to 1.5x from run to
+    run), and a point's sync can be read against the machine it ran on."""
+    sample, policy = plans[:SPEED_PROBE_CRS], engine.Policy()
+    began = time.perf_counter()
+    for p in sample:
+        make_plan(
+            name=p.name,
+            namespace=p.namespace,
+            generation=1,
+            raw_spec=p.spec,
+            nodes=nodes,
+            compute=engine.compute,
+            policy=policy,
+            resolve=engine.resolve_model,
+        )
+    return (time.perf_counter() - began) * 1000 / max(len(sample), 1)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -890,7 +916,8 @@ def run_point(
     bare: bool,
 ) -> dict[str, Any]:
     """One point of the curve: initial sync, idle, one relabel, node noise."""
-    log(f"{n} nodes: operator initial sync")
+    probe_ms = speed_probe(plans, reference.snapshot())
+    log(f"{n} nodes: operator initial sync (speed probe {probe_ms:.2f} ms per CR)")
     plane0, own0 = control_plane_cpu(), time.process_time()
     writes0 = apiserver_writes(core.api_client)
     sync_s = initial_sync(op, tr, plans, timeout=900)
@@ -914,6 +941,7 @@ def run_point(
     return {
         "nodes": n,
         "initial_sync_s": sync_s,
+        "speed_probe_ms": probe_ms,
         "cpu_initial_sync_s": cpu_sync,
         "cpu_control_plane_sync_s": plane_sync,
         "node_writes_sync": node_writes_sync,
@@ -1097,6 +1125,10 @@ def _others(cpu: Mapping[str, float] | None) -> str:
     return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in cpu.items())
 
 
+def _probe(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.2f} ms/CR"
+
+
 def _node_writes(count: int | None) -> str:
     return "" if count is None else f"; others' Node writes {count:,}"
 
@@ -1136,16 +1168,18 @@ def print_table(f: dict[str, Any]) -> dict[str, bool]:
     print("How cost grows with the node count (CRs fixed):")
     print()
     print(
-        "| nodes | create nodes | initial sync | CPU in sync | other CPU in sync | peak RSS | "
-        "idle CPU | relabel: CRs / reconciles / time | node noise: writes / reconciles / CPU |"
+        "| nodes | create nodes | initial sync | speed probe | CPU in sync | other CPU in sync | "
+        "peak RSS | idle CPU | relabel: CRs / reconciles / time | "
+        "node noise: writes / reconciles / CPU |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in curve:
         rel, noise = c["relabel"], c["noise"]
         writes = noise["heartbeats"] + noise["relabels"]
         print(
             f"| {c['nodes']:,} | {c['create_nodes_s']:.0f} s | {c['initial_sync_s']:.1f} s | "
-            f"{c['cpu_initial_sync_s']:.1f} s | {_others(c.get('cpu_control_plane_sync_s'))}"
+            f"{_probe(c.get('speed_probe_ms'))} | {c['cpu_initial_sync_s']:.1f} s | "
+            f"{_others(c.get('cpu_control_plane_sync_s'))}"
             f"{_node_writes(c.get('node_writes_sync'))} | "
             f"{c['rss_peak_mib']:.0f} MiB | "
             f"{c['cpu_idle_millicores']:.0f} mCPU | {rel['expected']} / "

@@ -126,8 +126,9 @@ def data_hash(data: Mapping[str, str]) -> str:
 
 def data_fingerprint(data: Mapping[str, Any]) -> int | None:
     """Which data this is, within this process: Python's keyed string hash over the keys
-    and values, ~20x cheaper than ``data_hash`` on a 50 KB document (no JSON encoding, no
-    sha256), so that every echo of our own write is recognised cheaply. The hash key is
+    and values, ~8x cheaper than ``data_hash`` on a 72 KB document (no JSON encoding, no
+    sha256: 0.09 against 0.7 ms), so that every echo of our own write is recognised
+    cheaply. The hash key is
     per process: never stored, never compared across processes. None for data that is
     not str -> str (never equal to a fingerprint of ours)."""
     try:

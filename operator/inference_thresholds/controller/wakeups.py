@@ -100,8 +100,8 @@ def _as_written(cr: CrState, key: CrKey, body: Mapping[str, Any]) -> bool:
     """The ConfigMap is exactly what this CR's last reconcile wrote (our own write's echo):
     its data is the data we rendered (not merely consistent with its hash annotation,
     which anyone can recompute) and our references and labels are in place. The data is
-    compared by fingerprint, not by recomputing its sha256 (a third of a millisecond per
-    50 KB echo)."""
+    compared by fingerprint, not by recomputing its sha256 (about half a millisecond per
+    echo of a 50-70 KB ConfigMap)."""
     if cr.configmap_content is None:
         return False
     uid, written, fingerprint = cr.configmap_content
