@@ -14,14 +14,12 @@ import argparse
 import json
 import statistics
 
-from operator_scale import ready_plans
+from operator_scale import plan_cr, ready_plans
 from scale_objects import cr_plans, hardware_classes, node_name, realistic_merged
 
-from inference_thresholds import engine
 from inference_thresholds.api.thresholds_document import DOCUMENT_KEY
 from inference_thresholds.controller.configmap import render_data
 from inference_thresholds.controller.node_index import NodeIndex, node_inputs
-from inference_thresholds.controller.plan import make_plan
 
 
 def main() -> None:
@@ -38,15 +36,7 @@ def main() -> None:
     plans, _, _ = ready_plans(cr_plans(args.crs, args.namespaces, classes), nodes, classes)
     docs, maps, decisions, selected = [], [], [], []
     for p in plans:
-        plan = make_plan(
-            name=p.name,
-            namespace=p.namespace,
-            generation=1,
-            raw_spec=p.spec,
-            nodes=nodes,
-            compute=engine.compute,
-            resolve=engine.resolve_model,
-        )
+        plan = plan_cr(p, nodes)
         assert plan.document is not None, p.name
         docs.append(len(render_data(plan.document, "LLM_")[DOCUMENT_KEY]))
         lists = {name: entry.nodes for name, entry in plan.document.classes.items()}

@@ -81,7 +81,7 @@ from scale_objects import (
 from inference_thresholds import engine
 from inference_thresholds.api.thresholds_document import DOCUMENT_KEY
 from inference_thresholds.controller.node_index import NodeIndex, NodeRecord, node_inputs
-from inference_thresholds.controller.plan import make_plan
+from inference_thresholds.controller.plan import Plan, make_plan
 from inference_thresholds.controller.selector import matches
 from inference_thresholds_dev.cluster.access import ClusterAccess
 from inference_thresholds_dev.cluster.processes import terminate
@@ -449,6 +449,20 @@ def install_crd(kube: ClusterAccess, ext: client.ApiextensionsV1Api) -> None:
     ClusterAccess.eventually(established, timeout=60, what="CRD Established")
 
 
+def plan_cr(p: CrPlan, nodes: Mapping[str, NodeRecord], policy: Any = None) -> Plan:
+    """The operator's plan for one CR, in-process (the engine with the default policy)."""
+    return make_plan(
+        name=p.name,
+        namespace=p.namespace,
+        generation=1,
+        raw_spec=p.spec,
+        nodes=nodes,
+        compute=engine.compute,
+        policy=policy,
+        resolve=engine.resolve_model,
+    )
+
+
 def ready_plans(
     plans: list[CrPlan], nodes: Mapping[str, NodeRecord], classes: list[Any]
 ) -> tuple[list[CrPlan], float, float]:
@@ -461,15 +475,7 @@ def ready_plans(
         for model in (None, "llama-3.2-1b"):
             if model is not None:
                 plan = CrPlan(p.namespace, p.name, cr_spec(int(p.name[3:]), classes, model))
-            result = make_plan(
-                name=plan.name,
-                namespace=plan.namespace,
-                generation=1,
-                raw_spec=plan.spec,
-                nodes=nodes,
-                compute=engine.compute,
-                resolve=engine.resolve_model,
-            )
+            result = plan_cr(plan, nodes)
             if result.invalid is None and result.effective_class is not None:
                 break
         else:
@@ -490,16 +496,7 @@ def speed_probe(plans: list[CrPlan], nodes: Mapping[str, NodeRecord]) -> float:
     sample, policy = plans[:SPEED_PROBE_CRS], engine.Policy()
     began = time.perf_counter()
     for p in sample:
-        make_plan(
-            name=p.name,
-            namespace=p.namespace,
-            generation=1,
-            raw_spec=p.spec,
-            nodes=nodes,
-            compute=engine.compute,
-            policy=policy,
-            resolve=engine.resolve_model,
-        )
+        plan_cr(p, nodes, policy)
     return (time.perf_counter() - began) * 1000 / max(len(sample), 1)
 
 

@@ -16,6 +16,10 @@ from inference_thresholds.api.thresholds_document import (
 )
 
 NAMES = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True)
+# class name -> its nodes, sorted
+CLASS_NODES = st.dictionaries(
+    NAMES, st.lists(NAMES, max_size=30, unique=True).map(sorted), max_size=5
+)
 
 
 def _doc(classes: dict[str, list[str]], summary: str = "8x H100") -> ThresholdsDocument:
@@ -37,10 +41,7 @@ def _doc(classes: dict[str, list[str]], summary: str = "8x H100") -> ThresholdsD
     )
 
 
-@given(
-    st.dictionaries(NAMES, st.lists(NAMES, max_size=30, unique=True).map(sorted), max_size=5),
-    st.text(max_size=40),
-)
+@given(CLASS_NODES, st.text(max_size=40))
 def test_text_is_the_document_and_the_same_every_time(
     classes: dict[str, list[str]], summary: str
 ) -> None:
@@ -103,10 +104,7 @@ def test_text_is_what_json_indents_byte_for_byte(wire: dict[str, object]) -> Non
     assert wire_text(wire) == json.dumps(wire, sort_keys=True, indent=2) + "\n"
 
 
-@given(
-    st.dictionaries(NAMES, st.lists(NAMES, max_size=30, unique=True).map(sorted), max_size=5),
-    st.text(max_size=40),
-)
+@given(CLASS_NODES, st.text(max_size=40))
 def test_text_with_classes_is_the_earlier_releases_format(
     classes: dict[str, list[str]], summary: str
 ) -> None:
