@@ -13,7 +13,7 @@ measured:
 
 - initial sync: operator start until every CR has its ConfigMap and Ready=True, beside a
   speed probe taken just before it (the same 200 CRs planned in-process at every point:
-  this VM's speed differs by up to 1.5x between runs, and a point is read against it);
+  this VM's speed moved by 2x within one run, and a point is read against it);
 - peak RSS and CPU seconds (from /proc), idle CPU;
 - one node relabel: CRs re-reconciled (operator metrics), ConfigMaps rewritten, time;
 - node noise: kubelet status heartbeats and GFD timestamp relabels on many nodes, which
@@ -491,8 +491,8 @@ SPEED_PROBE_CRS = 200
 def speed_probe(plans: list[CrPlan], nodes: Mapping[str, NodeRecord]) -> float:
     """Milliseconds per CR to plan ``SPEED_PROBE_CRS`` CRs in-process, as the operator does
     (one loaded policy), against the full reference fleet: the same work at every point,
-    so it measures this VM's speed at that moment (it differs by up to 1.5x from run to
-    run), and a point's sync can be read against the machine it ran on."""
+    so it measures this VM's speed at that moment (it moved by 2x within one run), and a
+    point's sync can be read against the machine it ran on."""
     sample, policy = plans[:SPEED_PROBE_CRS], engine.Policy()
     began = time.perf_counter()
     for p in sample:
