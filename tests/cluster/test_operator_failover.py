@@ -76,7 +76,13 @@ def test_standby_takes_over_after_kill_and_sigterm_without_redundant_writes(
         for op in ops:
             op.start()
         first = _leader(ops)
-        assert sorted(_roles(ops)) == ["leader", "standby"]
+        # The other replica may still be listing Nodes ("starting"); it must then wait.
+        eventually(
+            lambda: sorted(_roles(ops)) == ["leader", "standby"],
+            timeout=30,
+            what="the other replica to become a standby",
+        )
+        assert first.health()["role"] == "leader"
         names = [f"cr-{i}" for i in range(4)]
         for name in names:
             cluster.create_cr(
