@@ -12,8 +12,9 @@ again after the first), so each point's operator (``inference-thresholds operato
 measured:
 
 - initial sync: operator start until every CR has its ConfigMap and Ready=True, beside a
-  speed probe taken just before it (the same 200 CRs planned in-process at every point:
-  this VM's speed moved by 2x within one run, and a point is read against it);
+  speed probe taken just before and just after it (the same 200 CRs planned in-process
+  at every point: this VM's speed moved by 2.5x within one run, and a point is read
+  against it) and the hypervisor's steal time during it;
 - peak RSS and CPU seconds (from /proc), idle CPU;
 - one node relabel: CRs re-reconciled (operator metrics), ConfigMaps rewritten, time;
 - node noise: kubelet status heartbeats and GFD timestamp relabels on many nodes, which
@@ -114,6 +115,16 @@ def cpu_seconds(pid: int) -> float:
 
 def control_plane_cpu() -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in CONTROL_PLANE.items()}
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor ran something else while this VM wanted its cores (the
+    "steal" column of /proc/stat, summed over the CPUs; 0 where it is not reported)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / CLK_TCK if fields[0] == "cpu" and len(fields) > 8 else 0.0
+    except (OSError, ValueError):
+        return 0.0
 
 
 STOPPING = threading.Event()
@@ -915,10 +926,11 @@ def run_point(
     """One point of the curve: initial sync, idle, one relabel, node noise."""
     probe_ms = speed_probe(plans, reference.snapshot())
     log(f"{n} nodes: operator initial sync (speed probe {probe_ms:.2f} ms per CR)")
-    plane0, own0 = control_plane_cpu(), time.process_time()
+    plane0, own0, steal0 = control_plane_cpu(), time.process_time(), steal_seconds()
     writes0 = apiserver_writes(core.api_client)
     sync_s = initial_sync(op, tr, plans, timeout=900)
     rss_sync, cpu_sync = op.proc_figures()
+    steal_sync = steal_seconds() - steal0
     plane_sync = {k: round(v - plane0.get(k, 0.0), 1) for k, v in control_plane_cpu().items()}
     plane_sync["benchmark"] = round(time.process_time() - own0, 1)  # its watches
     # Others' Node writes meanwhile (the operator writes none): a control plane still
@@ -930,7 +942,11 @@ def run_point(
     idle_window = 10.0
     time.sleep(idle_window)  # measuring idle CPU over a fixed window
     cpu_idle = (op.proc_figures()[1] - cpu_idle0) / idle_window
-    log(f"{n} nodes: initial sync {sync_s:.1f} s; node relabel")
+    probe_after_ms = speed_probe(plans, reference.snapshot())
+    log(
+        f"{n} nodes: initial sync {sync_s:.1f} s (speed probe after it {probe_after_ms:.2f} "
+        f"ms per CR, steal {steal_sync:.1f} s); node relabel"
+    )
     rel = relabel(core, op, tr, plans, reference)
     log(f"{n} nodes: node noise")
     noise = node_noise(core, op, classes, n, bare)
@@ -939,6 +955,8 @@ def run_point(
         "nodes": n,
         "initial_sync_s": sync_s,
         "speed_probe_ms": probe_ms,
+        "speed_probe_after_ms": probe_after_ms,
+        "steal_sync_s": round(steal_sync, 1),
         "cpu_initial_sync_s": cpu_sync,
         "cpu_control_plane_sync_s": plane_sync,
         "node_writes_sync": node_writes_sync,
@@ -1122,8 +1140,15 @@ def _others(cpu: Mapping[str, float] | None) -> str:
     return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in cpu.items())
 
 
-def _probe(ms: float | None) -> str:
-    return "-" if ms is None else f"{ms:.2f} ms/CR"
+def _probe(before: float | None, after: float | None = None) -> str:
+    """The speed probe before (and after) the sync, e.g. '6.05 / 5.91 ms/CR'."""
+    if before is None:
+        return "-"
+    return f"{before:.2f}{'' if after is None else f' / {after:.2f}'} ms/CR"
+
+
+def _steal(seconds: float | None) -> str:
+    return "" if not seconds else f"; steal {seconds:.1f} s"
 
 
 def _node_writes(count: int | None) -> str:
@@ -1165,7 +1190,8 @@ def print_table(f: dict[str, Any]) -> dict[str, bool]:
     print("How cost grows with the node count (CRs fixed):")
     print()
     print(
-        "| nodes | create nodes | initial sync | speed probe | CPU in sync | other CPU in sync | "
+        "| nodes | create nodes | initial sync | speed probe before / after | CPU in sync | "
+        "other CPU in sync | "
         "peak RSS | idle CPU | relabel: CRs / reconciles / time | "
         "node noise: writes / reconciles / CPU |"
     )
@@ -1175,9 +1201,9 @@ def print_table(f: dict[str, Any]) -> dict[str, bool]:
         writes = noise["heartbeats"] + noise["relabels"]
         print(
             f"| {c['nodes']:,} | {c['create_nodes_s']:.0f} s | {c['initial_sync_s']:.1f} s | "
-            f"{_probe(c.get('speed_probe_ms'))} | {c['cpu_initial_sync_s']:.1f} s | "
-            f"{_others(c.get('cpu_control_plane_sync_s'))}"
-            f"{_node_writes(c.get('node_writes_sync'))} | "
+            f"{_probe(c.get('speed_probe_ms'), c.get('speed_probe_after_ms'))} | "
+            f"{c['cpu_initial_sync_s']:.1f} s | {_others(c.get('cpu_control_plane_sync_s'))}"
+            f"{_node_writes(c.get('node_writes_sync'))}{_steal(c.get('steal_sync_s'))} | "
             f"{c['rss_peak_mib']:.0f} MiB | "
             f"{c['cpu_idle_millicores']:.0f} mCPU | {rel['expected']} / "
             f"{rel['reconciles']:.0f} / {ms(rel['seconds'])} | {writes} / "
