@@ -1148,7 +1148,7 @@ def _probe(before: float | None, after: float | None = None) -> str:
 
 
 def _steal(seconds: float | None) -> str:
-    return "" if not seconds else f"; steal {seconds:.1f} s"
+    return "" if seconds is None else f"; steal {seconds:.1f} s"
 
 
 def _node_writes(count: int | None) -> str:
