@@ -13,9 +13,10 @@ The pure parts take plain dicts, so unit tests run them without a cluster.
 from __future__ import annotations
 
 import re
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import __version__
@@ -83,13 +84,26 @@ def metrics_problems(text: str) -> list[str]:
     return []
 
 
-def fetch_metrics(url: str, timeout: float = 10.0) -> tuple[str | None, str]:
-    """(body, "") or (None, why)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read(METRICS_LIMIT).decode(errors="replace"), ""
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        return None, f"{url}: {getattr(exc, 'reason', exc)}"
+def fetch_metrics(
+    url: str,
+    timeout: float = 10.0,
+    *,
+    wait: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[str | None, str]:
+    """(body, "") or (None, why). A refused connection is tried again every second for up
+    to ``wait`` seconds (nothing listens yet); any other failure is final at once."""
+    deadline = clock() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return resp.read(METRICS_LIMIT).decode(errors="replace"), ""
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if not isinstance(reason, ConnectionRefusedError) or clock() >= deadline:
+                return None, f"{url}: {reason}"
+        sleep(1.0)
 
 
 def run_checks(
@@ -98,8 +112,14 @@ def run_checks(
     crd: bool,
     deployment: str | None,
     metrics_url: str | None,
+    metrics_wait: float = 0.0,
 ) -> list[tuple[str, list[str]]]:
-    """(check name, problems) for each requested check."""
+    """(check name, problems) for each requested check.
+
+    ``metrics_wait``: a rolled-out operator pod may still be listing Nodes or taking the
+    Lease (its /healthz answers from the start, its /metrics once it leads), and
+    `helm install --wait && helm test` lands in that gap: a refused connection is tried
+    again for this long, unless the Deployment was found broken."""
     results: list[tuple[str, list[str]]] = []
     api: Any = None
     if crd or deployment:
@@ -129,7 +149,9 @@ def run_checks(
             found = get(apps.read_namespaced_deployment, name, namespace)
             results.append(("deployment", deployment_problems(found, deployment)))
     if metrics_url:
-        body, why = fetch_metrics(metrics_url)
+        # Waiting is for a rollout in progress, not for a Deployment found broken.
+        rolled_out = all(not problems for name, problems in results if name == "deployment")
+        body, why = fetch_metrics(metrics_url, wait=metrics_wait if rolled_out else 0.0)
         results.append(("metrics", [why] if body is None else metrics_problems(body)))
     if api is not None:
         api.close()

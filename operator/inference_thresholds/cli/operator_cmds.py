@@ -121,6 +121,14 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help="the operator's /metrics answers with inference_thresholds_build_info",
     )
+    check.add_argument(
+        "--metrics-wait",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="how long a refused /metrics connection is tried again while the rolled-out "
+        "pod lists Nodes or takes the Lease (default 60; 0: once)",
+    )
     check.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster)")
     check.set_defaults(func=_check)
 
@@ -207,6 +215,7 @@ def _check(args: argparse.Namespace) -> int:
             crd=args.crd,
             deployment=args.deployment,
             metrics_url=args.metrics_url,
+            metrics_wait=max(0.0, min(args.metrics_wait, 600.0)),
         )
     except Exception as exc:  # credentials and API errors come in many types
         print(f"FAIL: cannot reach the Kubernetes API: {exc}")
